@@ -1,0 +1,38 @@
+"""The Flask layer: ``create_app`` is the one place where the parts are built and wired."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from riskctl.config import Settings
+
+
+def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
+    from api import checks, health, openapi, problems
+    from api.observability import configure_logging
+    from api.observability import init_app as init_observability
+    from api.runtime import build_runtime
+
+    settings = settings or Settings.from_env(**overrides)
+    configure_logging(settings.log_level)
+
+    app = Flask(__name__, instance_path=str(settings.instance))
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        MAX_FORM_MEMORY_SIZE=settings.max_body_bytes,
+        JSON_SORT_KEYS=False,
+        TESTING=settings.env == "testing",
+    )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    runtime = build_runtime(settings)
+    app.extensions["riskctl"] = runtime
+
+    problems.init_app(app)
+    init_observability(app)
+    app.register_blueprint(checks.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(openapi.bp)
+    return app

@@ -1,0 +1,179 @@
+"""``/openapi.json``: an OpenAPI 3.1 document built from the same pydantic models that
+validate requests, so the contract and the code cannot disagree."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+from riskctl import __version__
+from riskctl.events import event_json_schema
+
+bp = Blueprint("openapi", __name__)
+
+_PROBLEM = {"$ref": "#/components/responses/Problem"}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {str(c): _PROBLEM for c in codes}
+
+
+@cache
+def build_spec() -> dict[str, Any]:
+    event_schema = event_json_schema()
+    components = dict(event_schema.pop("$defs", {}))
+    components["Event"] = event_schema
+    components["Reason"] = {
+        "type": "object",
+        "required": ["code", "source", "description"],
+        "properties": {
+            "code": {"type": "string"},
+            "source": {"type": "string", "enum": ["rule", "detector", "list"]},
+            "description": {"type": "string"},
+        },
+    }
+    components["CheckResponse"] = {
+        "type": "object",
+        "required": ["decision_id", "event_id", "kind", "outcome", "score", "reasons", "degraded", "rulepack_version"],
+        "properties": {
+            "decision_id": {"type": "string"},
+            "event_id": {"type": "string"},
+            "kind": {"type": "string", "enum": ["order", "review", "coupon_redemption", "listing"]},
+            "outcome": {"type": "string", "enum": ["allow", "review", "block"]},
+            "score": {"type": "number", "minimum": 0, "maximum": 100},
+            "reasons": {"type": "array", "items": {"$ref": "#/components/schemas/Reason"}},
+            "degraded": {"type": "boolean"},
+            "rulepack_version": {"type": "string"},
+        },
+    }
+    components["Decision"] = {
+        "type": "object",
+        "required": ["decision_id", "event_id", "kind", "outcome", "score", "signals", "features"],
+        "properties": {
+            **components["CheckResponse"]["properties"],
+            "detector_versions": {"type": "object"},
+            "signals": {"type": "array", "items": {"type": "object"}},
+            "features": {"type": "object"},
+            "latency_ms": {"type": "number"},
+            "created_at": {"type": "string", "format": "date-time"},
+        },
+    }
+    components["Problem"] = {
+        "type": "object",
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "detail": {"type": "string"},
+            "instance": {"type": ["string", "null"]},
+            "request_id": {"type": "string"},
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"field": {"type": "string"}, "message": {"type": "string"}, "type": {"type": "string"}},
+                },
+            },
+        },
+    }
+    problem_response = {
+        "description": "An RFC 9457 problem",
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    secured = [{"bearerAuth": []}]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "riskctl",
+            "version": __version__,
+            "description": "Risk checks for marketplace orders, reviews, coupon redemptions and listings.",
+        },
+        "servers": [{"url": "/"}],
+        "paths": {
+            "/v1/checks": {
+                "post": {
+                    "operationId": "createCheck",
+                    "summary": "Decide one event (idempotent on event_id)",
+                    "security": secured,
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Event"}}},
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "The decision (the stored one, byte-identical, for a repeated event_id)",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CheckResponse"}}},
+                            "links": {
+                                "GetDecision": {
+                                    "operationId": "getDecision",
+                                    "parameters": {"decision_id": "$response.body#/decision_id"},
+                                }
+                            },
+                        },
+                        **_errors(400, 401, 403, 409, 413, 415, 422, 429, 500),
+                    },
+                }
+            },
+            "/v1/decisions/{decision_id}": {
+                "get": {
+                    "operationId": "getDecision",
+                    "summary": "A stored decision with its signals and features",
+                    "security": secured,
+                    "parameters": [
+                        {"name": "decision_id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The decision",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Decision"}}},
+                        },
+                        **_errors(401, 403, 404, 500),
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "operationId": "healthz",
+                    "summary": "Liveness",
+                    "security": [],
+                    "responses": {"200": {"description": "alive", "content": {"application/json": {"schema": {"type": "object"}}}}},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "operationId": "readyz",
+                    "summary": "Readiness: database, Redis, rules and models",
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "ready", "content": {"application/json": {"schema": {"type": "object"}}}},
+                        "503": {"description": "not ready", "content": {"application/json": {"schema": {"type": "object"}}}},
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Prometheus metrics (key with the metrics scope)",
+                    "security": secured,
+                    "responses": {
+                        "200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                        **_errors(401, 403),
+                    },
+                }
+            },
+        },
+        "components": {
+            "schemas": components,
+            "responses": {"Problem": problem_response},
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "description": "riskctl API key"}},
+        },
+        "security": secured,
+    }
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(build_spec())

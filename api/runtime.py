@@ -1,0 +1,88 @@
+"""Everything the app wires together, built in one place (``create_app`` calls this)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from riskctl.apikeys import KeyVerifier
+from riskctl.builtin_policy import BuiltinPolicy
+from riskctl.checks import CheckService, NoDetectors
+from riskctl.config import Settings
+from riskctl.db import make_engine, make_sessionmaker
+from riskctl.extraction import STATIC_SCHEMA
+from riskctl.features import FeatureSchema
+from riskctl.policy import PolicyHolder
+from riskctl.pseudonym import Pseudonymizer
+from riskctl.redisconn import EmbeddedRedis, make_client
+from riskctl.velocity import Velocity
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    redis: redis.Redis
+    pseudonymizer: Pseudonymizer
+    velocity: Velocity
+    policy: PolicyHolder
+    checks: CheckService
+    keys: KeyVerifier
+    embedded_redis: EmbeddedRedis | None = None
+    extras: dict[str, object] = field(default_factory=dict)
+
+    def detectors_ready(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.redis.close()
+        self.engine.dispose()
+        if self.embedded_redis is not None:
+            self.embedded_redis.stop()
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    settings.instance.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(
+        settings.effective_database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms
+    )
+    sessions = make_sessionmaker(engine)
+
+    embedded = None
+    redis_url = settings.redis_url
+    if not redis_url:
+        embedded = EmbeddedRedis(Path(settings.instance) / "redis").start()
+        redis_url = embedded.url
+    client = make_client(
+        redis_url,
+        connect_timeout_ms=settings.redis_connect_timeout_ms,
+        socket_timeout_ms=settings.redis_socket_timeout_ms,
+    )
+    pseudo = Pseudonymizer(settings.effective_pseudonym_key)
+    velocity = Velocity(client, pseudo, settings.velocity_windows)
+    try:
+        velocity.load_script()
+    except redis.RedisError as exc:
+        # Not fatal: checks run degraded until Redis is back, and the script loads then.
+        log.warning("redis unavailable at start-up: %s", exc)
+
+    schema = FeatureSchema([*STATIC_SCHEMA, *velocity.schema()])
+    policy = PolicyHolder(BuiltinPolicy(), schema)
+    checks = CheckService(
+        sessions,
+        velocity,
+        policy,
+        pseudo,
+        detectors=NoDetectors,
+        fallback=settings.degraded_fallback,
+    )
+    keys = KeyVerifier(sessions, cache_seconds=settings.api_key_cache_s)
+    return Runtime(settings, engine, sessions, client, pseudo, velocity, policy, checks, keys, embedded)

@@ -1,0 +1,1 @@
+"""Scoring only: no Flask, no database, no Redis, and no import of ``riskctl`` or ``api``."""

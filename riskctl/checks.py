@@ -1,0 +1,283 @@
+"""The path of one risk check: validate → idempotency → features → rules → detectors →
+decide → persist → respond. The API view calls :meth:`CheckService.check` and nothing else.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from riskctl.breaker import CircuitBreaker
+from riskctl.decisions import Outcome, Signal, SignalStatus, Verdict, decide
+from riskctl.errors import IdempotencyConflict, NotFound
+from riskctl.events import (
+    BaseEvent,
+    CouponRedemptionEvent,
+    ListingEvent,
+    OrderEvent,
+    ReviewEvent,
+    canonical_json,
+    parse_event,
+)
+from riskctl.extraction import static_features
+from riskctl.ids import new_id
+from riskctl.models import Decision, DecisionHit, EventRecord
+from riskctl.policy import PolicyHolder
+from riskctl.pseudonym import Pseudonymizer
+from riskctl.velocity import Velocity
+
+
+class DetectorSet(Protocol):
+    """Loaded detectors: versions, and signals + score features for one event."""
+
+    @property
+    def versions(self) -> dict[str, str]: ...
+
+    def score(self, kind: str, features: dict[str, Any]) -> tuple[list[Signal], dict[str, Any]]: ...
+
+
+class NoDetectors:
+    versions: dict[str, str] = {}
+
+    def score(self, kind: str, features: dict[str, Any]) -> tuple[list[Signal], dict[str, Any]]:
+        return [], {}
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    body: bytes
+    decision_id: str
+    outcome: str
+    kind: str
+    replayed: bool  # True when an earlier identical request's stored answer was returned
+    degraded: bool
+
+
+def subject_of(event: BaseEvent) -> tuple[str | None, str | None, float | None]:
+    """(acting account, shop, money at stake) of an event, for queues and reports."""
+    if isinstance(event, OrderEvent):
+        return event.buyer_id, event.shop_id, event.amount
+    if isinstance(event, ReviewEvent):
+        return event.reviewer_id, event.shop_id, None
+    if isinstance(event, CouponRedemptionEvent):
+        return event.account_id, None, event.discount_amount
+    if isinstance(event, ListingEvent):
+        return event.shop_id, event.shop_id, event.price
+    return None, None, None
+
+
+def redacted_payload(event: BaseEvent, pseudo: Pseudonymizer) -> dict[str, Any]:
+    """The event as stored: device ids, IPs, card fingerprints and addresses as tokens."""
+    data = event.model_dump(mode="json", exclude_none=True)
+    data["device_id"] = pseudo.token("device", event.device_id)
+    data["ip"] = pseudo.token("ip", str(event.ip))
+    data["ip24"] = pseudo.token("ip24", event.ip_prefix)
+    if isinstance(event, OrderEvent):
+        if event.payment.fingerprint:
+            data["payment"]["fingerprint"] = pseudo.token("payment", event.payment.fingerprint)
+        data["shipping_address_hash"] = pseudo.token("address", event.shipping_address_hash)
+    if isinstance(event, CouponRedemptionEvent):
+        if event.payment_fingerprint:
+            data["payment_fingerprint"] = pseudo.token("payment", event.payment_fingerprint)
+        if event.shipping_address_hash:
+            data["shipping_address_hash"] = pseudo.token("address", event.shipping_address_hash)
+    return data
+
+
+class CheckService:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        velocity: Velocity | None,
+        policy: PolicyHolder,
+        pseudonymizer: Pseudonymizer,
+        *,
+        detectors: Callable[[], DetectorSet] = NoDetectors,
+        fallback: dict[str, str] | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.velocity = velocity
+        self.policy = policy
+        self.pseudo = pseudonymizer
+        self.detectors = detectors
+        self.fallback = {k: Outcome.parse(v) for k, v in (fallback or {}).items()}
+        self.breaker = breaker or CircuitBreaker()
+
+    # -- the path -------------------------------------------------------------------
+    def check(self, raw: bytes) -> CheckResult:
+        started = time.perf_counter()
+        event = parse_event(raw)
+        body_hash = self.pseudo.digest(canonical_json(event))
+
+        stored = self._stored(event.event_id, body_hash)
+        if stored is not None:
+            return stored
+
+        features, degraded = self._features(event)
+        kind: str = event.kind  # type: ignore[attr-defined]
+        policy = self.policy.current
+        detectors = self.detectors()
+        det_signals, det_features = detectors.score(kind, features)
+        features.update(det_features)
+        signals = [*policy.evaluate(kind, features), *det_signals]
+        verdict = decide(signals, policy.thresholds(kind))
+        if degraded:
+            verdict = self._with_fallback(kind, verdict)
+
+        decision_id = new_id("dec")
+        response = {
+            "decision_id": decision_id,
+            "event_id": event.event_id,
+            "kind": kind,
+            "outcome": verdict.outcome.label,
+            "score": verdict.score,
+            "reasons": [r.to_dict() for r in verdict.reasons],
+            "degraded": degraded,
+            "rulepack_version": policy.version,
+        }
+        body = orjson.dumps(response)
+        latency_us = int((time.perf_counter() - started) * 1e6)
+        try:
+            self._persist(
+                event, body_hash, decision_id, verdict, signals, features, degraded,
+                policy.version, detectors.versions, body, latency_us,
+            )
+        except IntegrityError:
+            # A concurrent duplicate committed first: answer with its stored decision.
+            stored = self._stored(event.event_id, body_hash)
+            if stored is None:
+                raise
+            return stored
+        return CheckResult(body, decision_id, verdict.outcome.label, kind, False, degraded)
+
+    def _stored(self, event_id: str, body_hash: str) -> CheckResult | None:
+        with self.sessions() as session:
+            row = session.execute(
+                select(Decision.id, Decision.response_body, Decision.outcome, Decision.kind,
+                       Decision.degraded, EventRecord.body_hash)
+                .join(EventRecord, Decision.event_pk == EventRecord.id)
+                .where(Decision.event_id == event_id)
+            ).first()
+        if row is None:
+            return None
+        if row.body_hash != body_hash:
+            raise IdempotencyConflict(
+                f"event_id {event_id!r} was already decided for a different body; "
+                "use a new event_id for a new event",
+                decision_id=row.id,
+            )
+        return CheckResult(row.response_body.encode(), row.id, row.outcome, row.kind, True, row.degraded)
+
+    def _features(self, event: BaseEvent) -> tuple[dict[str, Any], bool]:
+        features = static_features(event)
+        kind: str = event.kind  # type: ignore[attr-defined]
+        if self.velocity is None:
+            return features, False
+        if not self.breaker.allow():
+            features.update(self.velocity.unavailable(kind))
+            return features, True
+        result = self.velocity.observe(event)
+        features.update(result.features)
+        if result.available:
+            self.breaker.success()
+            return features, False
+        self.breaker.failure()
+        return features, True
+
+    def _with_fallback(self, kind: str, verdict: Verdict) -> Verdict:
+        floor = self.fallback.get(kind, Outcome.ALLOW)
+        if verdict.outcome >= floor:
+            return verdict
+        return Verdict(floor, verdict.score, verdict.reasons)
+
+    def _persist(
+        self,
+        event: BaseEvent,
+        body_hash: str,
+        decision_id: str,
+        verdict: Verdict,
+        signals: Sequence[Signal],
+        features: dict[str, Any],
+        degraded: bool,
+        rulepack_version: str,
+        detector_versions: dict[str, str],
+        body: bytes,
+        latency_us: int,
+    ) -> None:
+        subject, shop, amount = subject_of(event)
+        kind: str = event.kind  # type: ignore[attr-defined]
+        with self.sessions.begin() as session:
+            record = EventRecord(
+                event_id=event.event_id,
+                kind=kind,
+                occurred_at=event.occurred_at,
+                body_hash=body_hash,
+                subject_id=subject,
+                shop_id=shop,
+                amount=amount,
+                payload=redacted_payload(event, self.pseudo),
+            )
+            session.add(record)
+            session.flush()
+            decision = Decision(
+                id=decision_id,
+                event_pk=record.id,
+                event_id=event.event_id,
+                kind=kind,
+                outcome=verdict.outcome.label,
+                score=verdict.score,
+                degraded=degraded,
+                rulepack_version=rulepack_version,
+                detector_versions=detector_versions,
+                features=features,
+                signals=[s.to_dict() for s in signals],
+                reasons=[r.to_dict() for r in verdict.reasons],
+                response_body=body.decode(),
+                latency_us=latency_us,
+            )
+            session.add(decision)
+            session.add_all(
+                DecisionHit(
+                    decision_id=decision_id,
+                    code=s.code,
+                    source=s.source.value,
+                    mode=s.mode.value,
+                    score=s.score,
+                )
+                for s in signals
+                if s.status is SignalStatus.HIT
+            )
+
+    # -- reads ------------------------------------------------------------------------
+    def get_decision(self, decision_id: str) -> dict[str, Any]:
+        with self.sessions() as session:
+            d = session.get(Decision, decision_id)
+            if d is None:
+                raise NotFound(f"no decision {decision_id!r}")
+            return decision_view(d)
+
+
+def decision_view(d: Decision) -> dict[str, Any]:
+    return {
+        "decision_id": d.id,
+        "event_id": d.event_id,
+        "kind": d.kind,
+        "outcome": d.outcome,
+        "score": d.score,
+        "degraded": d.degraded,
+        "reasons": d.reasons,
+        "rulepack_version": d.rulepack_version,
+        "detector_versions": d.detector_versions,
+        "signals": d.signals,
+        "features": d.features,
+        "latency_ms": round(d.latency_us / 1000, 3),
+        "created_at": d.created_at.isoformat().replace("+00:00", "Z"),
+    }

@@ -1,0 +1,174 @@
+"""Settings: code defaults, then ``RISKCTL_*`` environment variables.
+
+Every setting is declared once in :data:`SETTINGS` with its type, default and a one-line
+description; the README's configuration table is generated from the same list
+(``riskctl config table``), so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from riskctl.errors import ConfigError
+
+DEV_SECRET = "dev-insecure-secret-do-not-use-in-production"
+KINDS = ("order", "review", "coupon_redemption", "listing")
+
+
+def _bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in {"1", "true", "yes", "on"}:
+        return True
+    if low in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected a boolean, got {text!r}")
+
+
+def _windows(text: str) -> tuple[str, ...]:
+    from riskctl.windows import parse_window  # local: windows imports nothing from here
+
+    names = tuple(w.strip() for w in text.split(",") if w.strip())
+    if not names:
+        raise ValueError("at least one window is required")
+    for name in names:
+        parse_window(name)
+    return names
+
+
+def _fallbacks(text: str) -> dict[str, str]:
+    """``order=allow,review=allow,...``: the outcome floor of a degraded check per kind."""
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        kind, _, outcome = part.partition("=")
+        kind, outcome = kind.strip(), outcome.strip().lower()
+        if kind not in KINDS:
+            raise ValueError(f"unknown event kind {kind!r} in fallback list")
+        if outcome not in {"allow", "review", "block"}:
+            raise ValueError(f"unknown outcome {outcome!r} for {kind}")
+        out[kind] = outcome
+    return out
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str  # attribute on Settings; env var is RISKCTL_<NAME>
+    parse: Callable[[str], Any]
+    description: str
+
+    @property
+    def env(self) -> str:
+        return f"RISKCTL_{self.name.upper()}"
+
+
+@dataclass
+class Settings:
+    env: str = "development"
+    secret_key: str = DEV_SECRET
+    pseudonym_key: str = ""
+    instance_path: str = "instance"
+    database_url: str = ""
+    redis_url: str = ""
+    redis_connect_timeout_ms: int = 100
+    redis_socket_timeout_ms: int = 50
+    check_deadline_ms: int = 250
+    max_body_bytes: int = 64 * 1024
+    rules_path: str = "rules"
+    velocity_windows: tuple[str, ...] = ("10m", "1h", "24h", "30d")
+    degraded_fallback: dict[str, str] = field(
+        default_factory=lambda: {k: "allow" for k in KINDS}
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 2
+    threads: int = 1
+    worker_timeout_s: int = 30
+    graceful_timeout_s: int = 20
+    log_level: str = "INFO"
+    sqlite_busy_timeout_ms: int = 5000
+    api_key_cache_s: int = 30
+    demo_data: bool = True
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def instance(self) -> Path:
+        return Path(self.instance_path).resolve()
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.instance / 'riskctl.db'}"
+
+    @property
+    def effective_pseudonym_key(self) -> bytes:
+        # A separate key lets an operator rotate the session secret without re-keying
+        # every velocity counter; by default it is derived from the secret.
+        return (self.pseudonym_key or f"pseudonym:{self.secret_key}").encode()
+
+    def validate(self) -> None:
+        if self.env not in {"development", "production", "testing"}:
+            raise ConfigError(f"RISKCTL_ENV must be development, production or testing, not {self.env!r}")
+        if self.production and (self.secret_key == DEV_SECRET or len(self.secret_key) < 32):
+            raise ConfigError(
+                "refusing to start in production with the development secret: "
+                "set RISKCTL_SECRET_KEY to a random value of at least 32 characters"
+            )
+        if not 1024 <= self.max_body_bytes <= 16 * 1024 * 1024:
+            raise ConfigError("RISKCTL_MAX_BODY_BYTES must be between 1 KiB and 16 MiB")
+        if self.check_deadline_ms <= 0:
+            raise ConfigError("RISKCTL_CHECK_DEADLINE_MS must be positive")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for setting in SETTINGS:
+            raw = environ.get(setting.env)
+            if raw is None:
+                continue
+            try:
+                values[setting.name] = setting.parse(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{setting.env}: {exc}") from None
+        values.update(overrides)
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ConfigError(f"unknown settings: {sorted(unknown)}")
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("env", str, "`development`, `testing` or `production` (production refuses the dev secret)"),
+    Setting("secret_key", str, "signs sessions and CSRF tokens; required (32+ chars) in production"),
+    Setting("pseudonym_key", str, "HMAC key for device ids, IPs, card fingerprints (default: derived from the secret)"),
+    Setting("instance_path", str, "folder for runtime state: SQLite file, embedded Redis, models, logs"),
+    Setting("database_url", str, "SQLAlchemy URL; default `sqlite:///<instance>/riskctl.db`; PostgreSQL: `postgresql+psycopg://…`"),
+    Setting("redis_url", str, "`redis://` or `unix://` URL; empty = start an embedded Redis in the instance folder"),
+    Setting("redis_connect_timeout_ms", int, "Redis connect timeout"),
+    Setting("redis_socket_timeout_ms", int, "Redis read/write timeout on the check path"),
+    Setting("check_deadline_ms", int, "budget of one risk check; a slow dependency makes the answer `degraded`"),
+    Setting("max_body_bytes", int, "largest accepted request body (default 64 KiB)"),
+    Setting("rules_path", str, "rule pack folder (hot-reloaded)"),
+    Setting("velocity_windows", _windows, "sliding windows for velocity features, e.g. `10m,1h,24h,30d`"),
+    Setting("degraded_fallback", _fallbacks, "outcome floor per kind when degraded, e.g. `order=allow,coupon_redemption=review`"),
+    Setting("host", str, "address `riskctl serve` binds"),
+    Setting("port", int, "port `riskctl serve` binds (default 8000)"),
+    Setting("workers", int, "gunicorn worker processes"),
+    Setting("threads", int, "threads per gunicorn worker"),
+    Setting("worker_timeout_s", int, "gunicorn worker timeout"),
+    Setting("graceful_timeout_s", int, "gunicorn graceful shutdown timeout"),
+    Setting("log_level", str, "log level (JSON logs on stderr)"),
+    Setting("sqlite_busy_timeout_ms", int, "SQLite busy timeout"),
+    Setting("api_key_cache_s", int, "seconds a verified API key is cached per worker (revocation delay)"),
+    Setting("demo_data", _bool, "`make run` loads demo data into an empty database"),
+)

@@ -1,0 +1,150 @@
+"""SQLAlchemy 2 typed models. The database is the record; Redis only accelerates.
+
+The metadata has a naming convention so Alembic migrations are stable across SQLite and
+PostgreSQL. Datetimes are stored and returned as aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC in, aware UTC out, on every backend (SQLite forgets the offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use aware UTC")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONType}
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(24), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    @property
+    def scope_set(self) -> frozenset[str]:
+        return frozenset(s for s in self.scopes.split(",") if s)
+
+
+class EventRecord(Base):
+    """One event as received, with raw device/IP/card identifiers replaced by tokens."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(128), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    occurred_at: Mapped[datetime] = mapped_column()
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    body_hash: Mapped[str] = mapped_column(String(64))
+    subject_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    shop_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    amount: Mapped[float | None] = mapped_column(Float)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+    decision: Mapped[Decision] = relationship(back_populates="event", uselist=False)
+
+    __table_args__ = (Index("ix_events_kind_occurred_at", "kind", "occurred_at"),)
+
+
+class Decision(Base):
+    """The answer for one event, with everything needed to explain and replay it."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    event_pk: Mapped[int] = mapped_column(ForeignKey("events.id"), unique=True)
+    event_id: Mapped[str] = mapped_column(String(128), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(10))
+    score: Mapped[float] = mapped_column(Float)
+    degraded: Mapped[bool] = mapped_column(Boolean, default=False)
+    rulepack_version: Mapped[str] = mapped_column(String(80))
+    detector_versions: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    features: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    signals: Mapped[list[Any]] = mapped_column(JSONType)
+    reasons: Mapped[list[Any]] = mapped_column(JSONType)
+    response_body: Mapped[str] = mapped_column(Text)
+    latency_us: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    event: Mapped[EventRecord] = relationship(back_populates="decision")
+    hits: Mapped[list[DecisionHit]] = relationship(back_populates="decision")
+
+    __table_args__ = (
+        Index("ix_decisions_kind_created_at", "kind", "created_at"),
+        Index("ix_decisions_outcome_created_at", "outcome", "created_at"),
+    )
+
+
+class DecisionHit(Base):
+    """One live or shadow hit of a decision, kept as a row for per-rule analytics."""
+
+    __tablename__ = "decision_hits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    decision_id: Mapped[str] = mapped_column(ForeignKey("decisions.id"), index=True)
+    code: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(16))
+    mode: Mapped[str] = mapped_column(String(8))
+    score: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    decision: Mapped[Decision] = relationship(back_populates="hits")
+
+    __table_args__ = (Index("ix_decision_hits_code_created_at", "code", "created_at"),)

@@ -1,0 +1,344 @@
+"""Sliding-window velocity features in Redis: one atomic round trip per check.
+
+Each metric counts events (``count``), adds up a value (``sum``) or counts distinct
+members (``distinct``) per entity key (buyer, shop, buyer x shop, device, ip /24, card,
+address...) over every configured window. One Lua script updates and reads all of them
+for an event, so a check costs exactly one Redis round trip and sees a consistent view.
+
+* ``count``: a sorted set of event tokens scored by event time; exact.
+* ``distinct``: a sorted set of member tokens scored by the latest time seen; exact.
+* ``sum``: a sorted set of ``token|value`` members scored by event time; exact. One range
+  read serves every window, so sums are kept for entities with modest event rates
+  (a buyer, a buyer at a shop), not for shop- or campaign-wide totals.
+
+An event is applied once: the script first sets a dedupe key derived from ``event_id``
+(``SET NX``), so a retry by the client or by redis-py after a timeout only reads.
+All identifiers are keyed hashes (:mod:`riskctl.pseudonym`); nothing raw reaches Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import redis
+
+from riskctl.events import (
+    BaseEvent,
+    CouponRedemptionEvent,
+    ListingEvent,
+    OrderEvent,
+    ReviewEvent,
+)
+from riskctl.features import FeatureSpec, FeatureType
+from riskctl.pseudonym import Pseudonymizer
+from riskctl.text import normalize_text
+from riskctl.windows import parse_window
+
+Agg = Literal["count", "sum", "distinct"]
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    kind: str
+    entity: str
+    name: str
+    agg: Agg
+    of: str | None = None  # member entity (distinct) or value name (sum)
+    when: Callable[[Any], bool] | None = None  # count/sum only events matching this
+    description: str = ""
+
+    def feature(self, window: str) -> str:
+        return f"velocity.{self.entity}.{self.name}_{window}"
+
+
+def _m(kind: str, entity: str, name: str, agg: Agg, of: str | None = None, when: Callable[[Any], bool] | None = None, description: str = "") -> Metric:  # noqa: E501
+    return Metric(kind, entity, name, agg, of, when, description)
+
+
+METRICS: tuple[Metric, ...] = (
+    # fake orders
+    _m("order", "buyer", "orders", "count", description="orders by this buyer"),
+    _m("order", "buyer", "amount", "sum", "amount", description="order value by this buyer"),
+    _m("order", "buyer", "shops", "distinct", "shop", description="shops this buyer ordered from"),
+    _m("order", "buyer", "devices", "distinct", "device", description="devices this buyer used"),
+    _m("order", "buyer", "addresses", "distinct", "address", description="addresses this buyer shipped to"),
+    _m("order", "buyer", "payments", "distinct", "payment", description="cards this buyer paid with"),
+    _m("order", "shop", "orders", "count", description="orders at this shop"),
+    _m("order", "shop", "buyers", "distinct", "buyer", description="buyers at this shop"),
+    _m("order", "buyer_shop", "orders", "count", description="orders by this buyer at this shop"),
+    _m("order", "buyer_shop", "amount", "sum", "amount", description="value by this buyer at this shop"),
+    _m("order", "device", "orders", "count", description="orders from this device"),
+    _m("order", "device", "buyers", "distinct", "buyer", description="buyers on this device"),
+    _m("order", "ip", "orders", "count", description="orders from this IP"),
+    _m("order", "ip", "buyers", "distinct", "buyer", description="buyers on this IP"),
+    _m("order", "ip24", "buyers", "distinct", "buyer", description="buyers on this /24"),
+    _m("order", "payment", "orders", "count", description="orders paid with this card"),
+    _m("order", "payment", "buyers", "distinct", "buyer", description="buyers using this card"),
+    _m("order", "address", "orders", "count", description="orders shipped to this address"),
+    _m("order", "address", "buyers", "distinct", "buyer", description="buyers shipping to this address"),
+    _m("order", "shop_device", "buyers", "distinct", "buyer", description="buyers of this shop on this device"),
+    _m("order", "shop_address", "buyers", "distinct", "buyer", description="buyers of this shop at this address"),
+    _m("order", "shop_payment", "buyers", "distinct", "buyer", description="buyers of this shop with this card"),
+    _m("order", "coupon", "orders", "count", description="orders using this coupon code"),
+    # malicious reviews
+    _m("review", "reviewer", "reviews", "count", description="reviews by this account"),
+    _m("review", "reviewer", "shops", "distinct", "shop", description="shops this account reviewed"),
+    _m("review", "reviewer_shop", "reviews", "count", description="reviews by this account of this shop"),
+    _m("review", "shop", "reviews", "count", description="reviews of this shop"),
+    _m("review", "shop", "one_star", "count", when=lambda e: e.rating == 1, description="1-star reviews of this shop"),
+    _m("review", "shop", "five_star", "count", when=lambda e: e.rating == 5, description="5-star reviews of this shop"),
+    _m("review", "shop", "reviewers", "distinct", "reviewer", description="accounts reviewing this shop"),
+    _m("review", "product", "reviews", "count", description="reviews of this product"),
+    _m("review", "product", "one_star", "count", when=lambda e: e.rating == 1, description="1-star reviews of this product"),
+    _m("review", "product", "five_star", "count", when=lambda e: e.rating == 5, description="5-star reviews of this product"),
+    _m("review", "device", "reviewers", "distinct", "reviewer", description="accounts reviewing from this device"),
+    _m("review", "ip", "reviewers", "distinct", "reviewer", description="accounts reviewing from this IP"),
+    _m("review", "ip24", "reviewers", "distinct", "reviewer", description="accounts reviewing from this /24"),
+    _m("review", "text", "reviewers", "distinct", "reviewer", description="accounts posting this exact (normalised) text"),
+    # coupon abuse
+    _m("coupon_redemption", "account", "redemptions", "count", description="redemptions by this account"),
+    _m("coupon_redemption", "account", "campaigns", "distinct", "campaign", description="campaigns this account redeemed"),
+    _m("coupon_redemption", "campaign", "redemptions", "count", description="redemptions in this campaign"),
+    _m("coupon_redemption", "account", "discount", "sum", "discount", description="discount redeemed by this account"),
+    _m("coupon_redemption", "coupon", "accounts", "distinct", "account", description="accounts redeeming this code"),
+    _m("coupon_redemption", "device", "accounts", "distinct", "account", description="accounts redeeming on this device"),
+    _m("coupon_redemption", "device", "redemptions", "count", description="redemptions on this device"),
+    _m("coupon_redemption", "payment", "accounts", "distinct", "account", description="accounts redeeming with this card"),
+    _m("coupon_redemption", "address", "accounts", "distinct", "account", description="accounts redeeming to this address"),
+    _m("coupon_redemption", "ip", "accounts", "distinct", "account", description="accounts redeeming from this IP"),
+    _m("coupon_redemption", "ip24", "accounts", "distinct", "account", description="accounts redeeming from this /24"),
+    _m("coupon_redemption", "campaign_ip24", "redemptions", "count", description="redemptions of this campaign from this /24"),
+    _m("coupon_redemption", "campaign_device", "accounts", "distinct", "account", description="accounts redeeming this campaign on this device"),
+    _m("coupon_redemption", "referrer", "invitees", "distinct", "account", description="accounts this referrer invited"),
+    _m("coupon_redemption", "referrer", "invitee_devices", "distinct", "device", description="devices among this referrer's invitees"),
+    # listings
+    _m("listing", "shop", "listings", "count", description="listings created by this shop"),
+    _m("listing", "shop", "brands", "distinct", "brand", description="brands listed by this shop"),
+    _m("listing", "title", "shops", "distinct", "shop", description="shops listing this exact (normalised) title"),
+    _m("listing", "device", "shops", "distinct", "shop", description="shops managed from this device"),
+)
+
+
+def entities(event: BaseEvent) -> dict[str, str | None]:
+    """Raw entity values of an event (tokenised before they leave this process)."""
+    common: dict[str, str | None] = {
+        "device": event.device_id,
+        "ip": str(event.ip),
+        "ip24": event.ip_prefix,
+    }
+    if isinstance(event, OrderEvent):
+        buyer, shop = event.buyer_id, event.shop_id
+        payment, address = event.payment.fingerprint, event.shipping_address_hash
+        return common | {
+            "buyer": buyer,
+            "shop": shop,
+            "buyer_shop": f"{buyer}\x1f{shop}",
+            "payment": payment,
+            "address": address,
+            "shop_device": f"{shop}\x1f{event.device_id}",
+            "shop_address": f"{shop}\x1f{address}",
+            "shop_payment": f"{shop}\x1f{payment}" if payment else None,
+            "coupon": event.coupon_code,
+        }
+    if isinstance(event, ReviewEvent):
+        norm = normalize_text(event.text)
+        return common | {
+            "reviewer": event.reviewer_id,
+            "shop": event.shop_id,
+            "product": event.product_id,
+            "reviewer_shop": f"{event.reviewer_id}\x1f{event.shop_id}",
+            # very short texts ("good", "ok") are identical by chance, not by copy-paste
+            "text": norm if len(norm) >= 20 else None,
+        }
+    if isinstance(event, CouponRedemptionEvent):
+        return common | {
+            "account": event.account_id,
+            "campaign": event.campaign_id,
+            "coupon": event.coupon_code,
+            "payment": event.payment_fingerprint,
+            "address": event.shipping_address_hash,
+            "campaign_ip24": f"{event.campaign_id}\x1f{event.ip_prefix}",
+            "campaign_device": f"{event.campaign_id}\x1f{event.device_id}",
+            "referrer": event.referrer_id,
+        }
+    if isinstance(event, ListingEvent):
+        return common | {
+            "shop": event.shop_id,
+            "brand": event.brand.strip().lower() if event.brand else None,
+            "title": normalize_text(event.title),
+        }
+    raise TypeError(f"unknown event type {type(event).__name__}")
+
+
+def values(event: BaseEvent) -> dict[str, float]:
+    if isinstance(event, OrderEvent):
+        return {"amount": event.amount}
+    if isinstance(event, CouponRedemptionEvent):
+        return {"discount": event.discount_amount}
+    return {}
+
+
+# KEYS[1] dedupe key, KEYS[2..] one per metric. ARGV: now_ms, dedupe_ttl_ms, event token,
+# nwin, windows_ms..., then per metric: op ('c'|'d'|'s'), arg (apply flag | member | value).
+_LUA = """
+local now = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local token = ARGV[3]
+local nwin = tonumber(ARGV[4])
+local wins = {}
+for i = 1, nwin do wins[i] = tonumber(ARGV[4 + i]) end
+local maxw = wins[nwin]
+local fresh = redis.call('SET', KEYS[1], '1', 'NX', 'PX', ttl)
+local out = {fresh and 1 or 0}
+local a = 5 + nwin
+for k = 2, #KEYS do
+  local key = KEYS[k]
+  local op = ARGV[a]
+  local arg = ARGV[a + 1]
+  a = a + 2
+  if op == 'c' or op == 'd' then
+    if fresh and arg ~= '' and arg ~= '0' then
+      if op == 'c' then
+        redis.call('ZADD', key, now, token)
+      else
+        redis.call('ZADD', key, 'GT', now, arg)  -- GT still adds new members
+      end
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (now - maxw))
+      redis.call('PEXPIRE', key, maxw + 60000)
+    end
+    for i = 1, nwin do
+      if op == 'c' then
+        out[#out + 1] = redis.call('ZCOUNT', key, now - wins[i], now)
+      else
+        out[#out + 1] = redis.call('ZCOUNT', key, now - wins[i], '+inf')
+      end
+    end
+  else
+    -- sum: members are 'token|value' scored by time; one range read serves every window
+    if fresh and arg ~= '' then
+      redis.call('ZADD', key, now, token .. '|' .. arg)
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (now - maxw))
+      redis.call('PEXPIRE', key, maxw + 60000)
+    end
+    local totals = {}
+    for i = 1, nwin do totals[i] = 0 end
+    local rows = redis.call('ZRANGEBYSCORE', key, now - maxw, now, 'WITHSCORES')
+    for r = 1, #rows, 2 do
+      local value = tonumber(string.match(rows[r], '|(.*)$'))
+      local age = now - tonumber(rows[r + 1])
+      for i = 1, nwin do
+        if age <= wins[i] then totals[i] = totals[i] + value end
+      end
+    end
+    for i = 1, nwin do out[#out + 1] = tostring(totals[i]) end
+  end
+end
+return out
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class VelocityResult:
+    features: dict[str, Any]
+    available: bool
+    fresh: bool  # False when this event had been counted before (a retry)
+    error: str | None = None
+
+
+class Velocity:
+    """Reads and updates every velocity metric of an event in one Redis round trip."""
+
+    PREFIX = b"rk:v:"
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        pseudonymizer: Pseudonymizer,
+        windows: Sequence[str],
+        metrics: Sequence[Metric] = METRICS,
+    ) -> None:
+        self.client = client
+        self.pseudo = pseudonymizer
+        self.window_names = tuple(windows)
+        self.window_ms = tuple(parse_window(w) * 1000 for w in windows)
+        if list(self.window_ms) != sorted(self.window_ms):
+            raise ValueError("velocity windows must be listed shortest first")
+        self.metrics_by_kind: dict[str, tuple[Metric, ...]] = {}
+        for metric in metrics:
+            self.metrics_by_kind.setdefault(metric.kind, ())
+            self.metrics_by_kind[metric.kind] += (metric,)
+        self._script = client.register_script(_LUA)
+        self._window_args = [str(len(self.window_ms)), *map(str, self.window_ms)]
+
+    def load_script(self) -> None:
+        """Load the script up front so that even the first check is a single EVALSHA."""
+        self.client.script_load(_LUA)
+
+    def schema(self) -> list[FeatureSpec]:
+        specs: dict[str, FeatureSpec] = {}
+        for metric in METRICS:
+            ftype = FeatureType.FLOAT if metric.agg == "sum" else FeatureType.INT
+            for window in self.window_names:
+                name = metric.feature(window)
+                specs[name] = FeatureSpec(
+                    name, ftype, f"{metric.description} in the last {window}", frozenset({metric.kind})
+                )
+        return list(specs.values())
+
+    def unavailable(self, kind: str) -> dict[str, Any]:
+        return {
+            m.feature(w): None for m in self.metrics_by_kind.get(kind, ()) for w in self.window_names
+        }
+
+    def observe(self, event: BaseEvent) -> VelocityResult:
+        """Apply ``event`` (once) and return every velocity feature of its kind."""
+        metrics = self.metrics_by_kind.get(event.kind, ())  # type: ignore[attr-defined]
+        keys, args = self._plan(event, metrics)
+        try:
+            raw = self._script(keys=keys, args=args)
+        except (redis.RedisError, OSError) as exc:
+            return VelocityResult(self.unavailable(event.kind), False, False, type(exc).__name__)  # type: ignore[attr-defined]
+        features: dict[str, Any] = {}
+        i = 1
+        for metric in metrics:
+            for window in self.window_names:
+                value = raw[i]
+                i += 1
+                if metric.agg == "sum":
+                    features[metric.feature(window)] = round(float(value), 6)
+                else:
+                    features[metric.feature(window)] = int(value)
+        return VelocityResult(features, True, bool(raw[0]))
+
+    def _plan(self, event: BaseEvent, metrics: Sequence[Metric]) -> tuple[list[bytes], list[Any]]:
+        token = self.pseudo.token
+        ents = entities(event)
+        vals = values(event)
+        ent_tokens: dict[str, str | None] = {
+            name: (token(name, raw) if raw is not None else None) for name, raw in ents.items()
+        }
+        event_token = token("event", event.event_id)
+        keys: list[bytes] = [self.PREFIX + b"seen:" + event_token.encode()]
+        args: list[Any] = [
+            int(event.occurred_at.timestamp() * 1000),
+            self.window_ms[-1] + 3_600_000,
+            event_token,
+            *self._window_args,
+        ]
+        for metric in metrics:
+            ent = ent_tokens.get(metric.entity)
+            # An absent entity (no referrer, no card) still gets a key so the reply has a
+            # fixed shape; its counters stay empty and read as zero.
+            ident = ent if ent is not None else "-"
+            keys.append(f"rk:v:{metric.kind}:{metric.entity}:{metric.name}:{ident}".encode())
+            applies = ent is not None and (metric.when is None or metric.when(event))
+            if metric.agg == "count":
+                args += ["c", "1" if applies else "0"]
+            elif metric.agg == "distinct":
+                member = ent_tokens.get(metric.of or "") if applies else None
+                args += ["d", member or ""]
+            else:
+                args += ["s", repr(vals.get(metric.of or "", 0.0)) if applies else ""]
+        return keys, args
