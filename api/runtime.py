@@ -83,6 +83,7 @@ def build_runtime(settings: Settings) -> Runtime:
         pseudo,
         detectors=NoDetectors,
         fallback=settings.degraded_fallback,
+        deadline_ms=settings.check_deadline_ms,
     )
     keys = KeyVerifier(sessions, cache_seconds=settings.api_key_cache_s)
     return Runtime(settings, engine, sessions, client, pseudo, velocity, policy, checks, keys, embedded)

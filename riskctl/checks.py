@@ -102,6 +102,7 @@ class CheckService:
         detectors: Callable[[], DetectorSet] = NoDetectors,
         fallback: dict[str, str] | None = None,
         breaker: CircuitBreaker | None = None,
+        deadline_ms: int = 250,
     ) -> None:
         self.sessions = sessions
         self.velocity = velocity
@@ -110,6 +111,7 @@ class CheckService:
         self.detectors = detectors
         self.fallback = {k: Outcome.parse(v) for k, v in (fallback or {}).items()}
         self.breaker = breaker or CircuitBreaker()
+        self.deadline_s = deadline_ms / 1000
 
     # -- the path -------------------------------------------------------------------
     def check(self, raw: bytes) -> CheckResult:
@@ -122,6 +124,8 @@ class CheckService:
             return stored
 
         features, degraded = self._features(event)
+        # Past the deadline, the answer is still given, but flagged: something was slow.
+        degraded = degraded or time.perf_counter() - started > self.deadline_s
         kind: str = event.kind  # type: ignore[attr-defined]
         policy = self.policy.current
         detectors = self.detectors()

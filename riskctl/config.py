@@ -124,6 +124,11 @@ class Settings:
             raise ConfigError("RISKCTL_MAX_BODY_BYTES must be between 1 KiB and 16 MiB")
         if self.check_deadline_ms <= 0:
             raise ConfigError("RISKCTL_CHECK_DEADLINE_MS must be positive")
+        if self.redis_connect_timeout_ms + self.redis_socket_timeout_ms >= self.check_deadline_ms:
+            raise ConfigError(
+                "RISKCTL_REDIS_CONNECT_TIMEOUT_MS + RISKCTL_REDIS_SOCKET_TIMEOUT_MS must be below "
+                "RISKCTL_CHECK_DEADLINE_MS, or a hung Redis could hold a check past its deadline"
+            )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -158,7 +163,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("redis_socket_timeout_ms", int, "Redis read/write timeout on the check path"),
     Setting("check_deadline_ms", int, "budget of one risk check; a slow dependency makes the answer `degraded`"),
     Setting("max_body_bytes", int, "largest accepted request body (default 64 KiB)"),
-    Setting("rules_path", str, "rule pack folder (hot-reloaded)"),
+    Setting("rules_path", str, "rule pack folder"),
     Setting("velocity_windows", _windows, "sliding windows for velocity features, e.g. `10m,1h,24h,30d`"),
     Setting("degraded_fallback", _fallbacks, "outcome floor per kind when degraded, e.g. `order=allow,coupon_redemption=review`"),
     Setting("host", str, "address `riskctl serve` binds"),

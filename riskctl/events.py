@@ -8,19 +8,20 @@ strings; money is a non-negative finite number in the event's currency.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from ipaddress import IPv4Address, IPv6Address, ip_network
+from ipaddress import IPv4Address, ip_address, ip_network
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
+    BeforeValidator,
     BaseModel,
     ConfigDict,
     Field,
-    IPvAnyAddress,
     TypeAdapter,
     ValidationError,
+    WithJsonSchema,
     field_validator,
-    model_validator,
 )
 
 from riskctl.errors import MalformedJSON, ValidationFailed
@@ -33,8 +34,32 @@ HashHex = Annotated[str, Field(min_length=8, max_length=128, pattern=r"^[A-Za-z0
 Money = Annotated[float, Field(ge=0, le=1e10, allow_inf_nan=False)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 ShortText = Annotated[str, Field(max_length=500)]
-LongText = Annotated[str, Field(max_length=20_000)]
+# Sized so that any valid event fits the default 64 KiB body limit, even fully \u-escaped.
+LongText = Annotated[str, Field(max_length=5_000)]
 PHash = Annotated[str, Field(pattern=r"^[0-9a-f]{16,256}$")]
+
+
+def _integral(value: object) -> object:
+    # JSON Schema counts 3.0 as an integer; strict mode alone would reject it.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _canonical_ip(value: str) -> str:
+    try:
+        return str(ip_address(value))
+    except ValueError:
+        raise ValueError("value is not a valid IPv4 or IPv6 address") from None
+
+
+# A string (never a number or bool), normalised to its canonical text form.
+IPAddress = Annotated[
+    str,
+    Field(min_length=2, max_length=45),
+    AfterValidator(_canonical_ip),
+    WithJsonSchema({"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}),
+]
 
 
 class _Strict(BaseModel):
@@ -45,7 +70,7 @@ class BaseEvent(_Strict):
     event_id: Identifier = Field(description="Idempotency key: the same event_id is decided once.")
     occurred_at: AwareDatetime = Field(description="When it happened (RFC 3339 with offset).")
     device_id: Identifier = Field(description="Client device identifier (pseudonymised on arrival).")
-    ip: IPvAnyAddress = Field(description="Client IP address (pseudonymised on arrival).")
+    ip: IPAddress = Field(description="Client IP address (pseudonymised on arrival).")
     user_agent: ShortText | None = None
     session_id: Identifier | None = None
 
@@ -57,15 +82,14 @@ class BaseEvent(_Strict):
     @property
     def ip_prefix(self) -> str:
         """The /24 (IPv4) or /48 (IPv6) network: shared by NAT'd farms and hosting ranges."""
-        if isinstance(self.ip, IPv4Address):
+        if isinstance(ip_address(self.ip), IPv4Address):
             return str(ip_network(f"{self.ip}/24", strict=False))
-        assert isinstance(self.ip, IPv6Address)
         return str(ip_network(f"{self.ip}/48", strict=False))
 
 
 class OrderItem(_Strict):
     product_id: Identifier
-    quantity: Annotated[int, Field(ge=1, le=100_000)]
+    quantity: Annotated[int, Field(ge=1, le=100_000), BeforeValidator(_integral)]
     unit_price: Money
     category: Identifier | None = None
 
@@ -93,7 +117,7 @@ class OrderEvent(BaseEvent):
         default=None, description="When the buyer's account was created."
     )
     shipping_country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
-    parcel_weight_grams: Annotated[int, Field(ge=0, le=1_000_000)] | None = None
+    parcel_weight_grams: Annotated[int, Field(ge=0, le=1_000_000), BeforeValidator(_integral)] | None = None
 
 
 class ReviewEvent(BaseEvent):
@@ -103,13 +127,13 @@ class ReviewEvent(BaseEvent):
     product_id: Identifier
     shop_id: Identifier
     order_id: Identifier | None = None
-    rating: Annotated[int, Field(ge=1, le=5)]
+    rating: Annotated[int, Field(ge=1, le=5), BeforeValidator(_integral)]
     text: LongText
     reviewer_created_at: AwareDatetime | None = None
     order_delivered_at: AwareDatetime | None = Field(
         default=None, description="Delivery time of the reviewed order, when known."
     )
-    image_count: Annotated[int, Field(ge=0, le=100)] = 0
+    image_count: Annotated[int, Field(ge=0, le=100), BeforeValidator(_integral)] = 0
 
 
 class CouponRedemptionEvent(BaseEvent):
@@ -125,12 +149,6 @@ class CouponRedemptionEvent(BaseEvent):
     payment_fingerprint: HashHex | None = None
     shipping_address_hash: HashHex | None = None
     new_user_only: bool = False
-
-    @model_validator(mode="after")
-    def _not_self_referred(self) -> CouponRedemptionEvent:
-        if self.referrer_id is not None and self.referrer_id == self.account_id:
-            raise ValueError("referrer_id must differ from account_id")
-        return self
 
 
 class ListingEvent(BaseEvent):

@@ -47,6 +47,7 @@ STATIC_SCHEMA: tuple[FeatureSpec, ...] = (
     FeatureSpec("coupon.discount_amount", F, "discount value", COUPON),
     FeatureSpec("coupon.campaign_id", S, "campaign", COUPON),
     FeatureSpec("coupon.has_referrer", B, "the account was referred", COUPON),
+    FeatureSpec("coupon.self_referred", B, "the account names itself as its referrer", COUPON),
     FeatureSpec("coupon.new_user_only", B, "the coupon is for new users only", COUPON),
     FeatureSpec("coupon.has_order", B, "the redemption names an order", COUPON),
     FeatureSpec("listing.price", F, "listing price", LISTING),
@@ -71,7 +72,7 @@ def static_features(event: BaseEvent) -> dict[str, Any]:
     out: dict[str, Any] = {
         "kind": event.kind,  # type: ignore[attr-defined]
         "hour_of_day": at.hour,
-        "ip_is_v6": event.ip.version == 6,
+        "ip_is_v6": ":" in event.ip,
     }
     if isinstance(event, OrderEvent):
         out |= {
@@ -105,6 +106,8 @@ def static_features(event: BaseEvent) -> dict[str, Any]:
             "coupon.discount_amount": event.discount_amount,
             "coupon.campaign_id": event.campaign_id,
             "coupon.has_referrer": event.referrer_id is not None,
+            # accepted, not rejected: a self-referral is evidence for the rules to weigh
+            "coupon.self_referred": event.referrer_id == event.account_id,
             "coupon.new_user_only": event.new_user_only,
             "coupon.has_order": event.order_id is not None,
         }

@@ -66,6 +66,10 @@ class EmbeddedRedis:
 
     def start(self, timeout_s: float = 10.0) -> EmbeddedRedis:
         if self.socket_path.exists():
+            if self._answers():
+                # Another riskctl process (a running server) owns this Redis: share it.
+                log.info("sharing the running embedded redis", extra={"socket": str(self.socket_path)})
+                return self
             self.socket_path.unlink()
         config = "\n".join(
             [
@@ -111,6 +115,15 @@ class EmbeddedRedis:
         self.stop()
         raise RuntimeError("embedded redis-server did not become ready in time")
 
+    def _answers(self) -> bool:
+        try:
+            client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=0.5)
+            ok = bool(client.ping())
+            client.close()
+            return ok
+        except (redis.RedisError, OSError):
+            return False
+
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
@@ -120,11 +133,8 @@ class EmbeddedRedis:
         if proc is None:
             return
         if proc.poll() is None:
-            try:
-                client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=2)
-                client.shutdown(save=True)
-            except (redis.RedisError, OSError):
-                pass
+            # SIGTERM makes redis-server save its snapshot and exit cleanly.
+            proc.terminate()
             try:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:

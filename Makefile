@@ -1,0 +1,42 @@
+# riskctl: `make run` serves the demo, `make test` runs the whole suite.
+# Both work from a fresh clone with only Python 3.11, make and git present.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-fast lint bench bench-http clean system-deps
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/riskctl dev-setup
+	$(BIN)/riskctl serve
+
+system-deps:
+	@bash .ci/system-deps
+
+test: $(STAMP) system-deps
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not live and not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check riskctl detectors api fixtures tests bench
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_http.py
+
+bench-http: bench
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

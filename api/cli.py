@@ -1,0 +1,215 @@
+"""The ``riskctl`` command line."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import orjson
+
+from riskctl.config import SETTINGS, Settings
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _sessions(settings: Settings):  # type: ignore[no-untyped-def]
+    from riskctl.db import make_engine, make_sessionmaker
+
+    engine = make_engine(settings.effective_database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    return engine, make_sessionmaker(engine)
+
+
+@click.group()
+def main() -> None:
+    """riskctl: trust-and-risk control for online marketplaces."""
+
+
+# -- database ----------------------------------------------------------------------------
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply migrations (SQLite or PostgreSQL, from RISKCTL_DATABASE_URL)."""
+    from riskctl.migrate import upgrade
+
+    settings = _settings()
+    engine, _ = _sessions(settings)
+    upgrade(engine, revision)
+    click.echo(f"database at {engine.url.render_as_string(hide_password=True)} is at {revision}", err=True)
+
+
+# -- API keys ----------------------------------------------------------------------------
+@main.group()
+def keys() -> None:
+    """API keys (stored hashed; shown once)."""
+
+
+@keys.command("create")
+@click.option("--scope", "scopes", multiple=True, required=True,
+              type=click.Choice(["pipeline", "analyst", "admin", "metrics"]))
+@click.option("--name", default="", help="who or what the key is for")
+def keys_create(scopes: tuple[str, ...], name: str) -> None:
+    """Create a key and print it, alone, on stdout."""
+    from riskctl.apikeys import create_key
+
+    _, sessions = _sessions(_settings())
+    key = create_key(sessions, name or "+".join(scopes), list(scopes))
+    click.echo(key)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List keys (prefix, name, scopes; never the key)."""
+    from sqlalchemy import select
+
+    from riskctl.models import ApiKey
+
+    _, sessions = _sessions(_settings())
+    with sessions() as session:
+        for row in session.scalars(select(ApiKey).order_by(ApiKey.id)):
+            state = "revoked" if row.revoked_at else "active"
+            click.echo(f"{row.prefix}\t{row.scopes}\t{state}\t{row.created_at:%Y-%m-%d}\t{row.name}")
+
+
+@keys.command("revoke")
+@click.argument("prefix")
+def keys_revoke(prefix: str) -> None:
+    """Revoke the key with this prefix (the part after ``rk_``)."""
+    from riskctl.apikeys import revoke_key
+
+    _, sessions = _sessions(_settings())
+    if not revoke_key(sessions, prefix):
+        raise click.ClickException(f"no active key with prefix {prefix}")
+    click.echo(f"revoked {prefix}", err=True)
+
+
+# -- demo ----------------------------------------------------------------------------------
+@main.command("demo-data")
+@click.option("--events", "n_events", default=400, show_default=True, help="ordinary events to generate")
+@click.option("--if-empty", is_flag=True, help="only when no decision is stored yet")
+def demo_data(n_events: int, if_empty: bool) -> None:
+    """Send a small demo history (normal traffic + known abuse) through the check path."""
+    from sqlalchemy import func, select
+
+    from api.runtime import build_runtime
+    from fixtures.demo import demo_events
+    from riskctl.models import Decision
+
+    settings = _settings()
+    runtime = build_runtime(settings)
+    try:
+        with runtime.sessions() as session:
+            existing = session.scalar(select(func.count()).select_from(Decision)) or 0
+        if if_empty and existing:
+            click.echo(f"demo data skipped: {existing} decisions already stored", err=True)
+            return
+        counts: dict[str, int] = {}
+        for event in demo_events(n_events):
+            result = runtime.checks.check(orjson.dumps(event))
+            counts[result.outcome] = counts.get(result.outcome, 0) + 1
+        click.echo(f"demo data loaded: {counts}", err=True)
+    finally:
+        runtime.close()
+
+
+@main.command("dev-setup")
+def dev_setup() -> None:
+    """What ``make run`` does before serving: migrate, load demo data, make a demo key."""
+    from riskctl.apikeys import create_key
+    from riskctl.migrate import upgrade
+
+    settings = _settings()
+    engine, sessions = _sessions(settings)
+    upgrade(engine)
+    engine.dispose()
+    if settings.demo_data:
+        demo_data.main(["--if-empty"], standalone_mode=False)
+    key_file = settings.instance / "demo_pipeline_key"
+    if not key_file.exists():
+        key = create_key(sessions, "demo pipeline (make run)", ["pipeline"])
+        key_file.write_text(key + "\n")
+        key_file.chmod(0o600)
+
+
+# -- serve ---------------------------------------------------------------------------------
+@main.command()
+@click.option("--dev", is_flag=True, help="Flask's development server instead of gunicorn")
+@click.option("--host", default=None, help="default RISKCTL_HOST")
+@click.option("--port", default=None, type=int, help="default RISKCTL_PORT")
+@click.option("--workers", default=None, type=int, help="default RISKCTL_WORKERS")
+def serve(dev: bool, host: str | None, port: int | None, workers: int | None) -> None:
+    """Serve the API (gunicorn, from api/gunicorn_conf.py), with an embedded Redis if none is set."""
+    from riskctl.redisconn import EmbeddedRedis
+
+    settings = _settings()
+    host = host or settings.host
+    port = port or settings.port
+    env = dict(os.environ, RISKCTL_HOST=host, RISKCTL_PORT=str(port))
+    if workers:
+        env["RISKCTL_WORKERS"] = str(workers)
+    embedded = None
+    if not settings.redis_url:
+        settings.instance.mkdir(parents=True, exist_ok=True)
+        embedded = EmbeddedRedis(settings.instance / "redis").start()
+        env["RISKCTL_REDIS_URL"] = embedded.url
+    demo_key = settings.instance / "demo_pipeline_key"
+    click.echo(f"riskctl serving on http://{host}:{port}", err=True)
+    if demo_key.exists():
+        click.echo(f"demo pipeline API key: {demo_key.read_text().strip()}", err=True)
+    try:
+        if dev:
+            os.environ.update(env)
+            from api import create_app
+
+            create_app().run(host=host, port=port, debug=False, use_reloader=False)
+            return
+        metrics_dir = settings.instance / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+        conf = Path(__file__).with_name("gunicorn_conf.py")
+        cmd = [sys.executable, "-m", "gunicorn", "-c", str(conf), "api.wsgi:app"]
+        proc = subprocess.Popen(cmd, env=env)  # noqa: S603 - fixed argv
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, lambda s, _f: proc.send_signal(s))
+        code = proc.wait()
+        if code not in (0, -signal.SIGTERM, -signal.SIGINT):
+            raise SystemExit(code)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+# -- configuration ------------------------------------------------------------------------------
+@main.group()
+def config() -> None:
+    """Configuration."""
+
+
+@config.command("table")
+def config_table() -> None:
+    """Print every RISKCTL_* setting as a Markdown table (the README's)."""
+    defaults = Settings()
+    click.echo("| variable | default | what it does |\n|---|---|---|")
+    for s in SETTINGS:
+        value = getattr(defaults, s.name)
+        if isinstance(value, tuple):
+            value = ",".join(value)
+        elif isinstance(value, dict):
+            value = ",".join(f"{k}={v}" for k, v in value.items())
+        click.echo(f"| `{s.env}` | `{value}` | {s.description} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Fixtures: a real embedded Redis server for the session, a real SQLite file per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+
+from api import create_app
+from riskctl.apikeys import create_key
+from riskctl.config import Settings
+from riskctl.migrate import upgrade
+from riskctl.redisconn import EmbeddedRedis
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No RISKCTL_* variable of the developer's shell leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith("RISKCTL_") or name == "PROMETHEUS_MULTIPROC_DIR":
+            monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    client = redis.Redis(unix_socket_path=str(redis_server.socket_path))
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_url: str) -> Settings:
+    return Settings(env="testing", instance_path=str(tmp_path / "instance"), redis_url=redis_url)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    app = create_app(settings)
+    upgrade(app.extensions["riskctl"].engine)
+    yield app
+    app.extensions["riskctl"].close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runtime(app: Flask):  # type: ignore[no-untyped-def]
+    return app.extensions["riskctl"]
+
+
+def make_key(app: Flask, *scopes: str) -> str:
+    return create_key(app.extensions["riskctl"].sessions, "test", list(scopes))
+
+
+@pytest.fixture
+def pipeline_headers(app: Flask) -> dict[str, str]:
+    return {"Authorization": f"Bearer {make_key(app, 'pipeline')}"}
