@@ -72,6 +72,6 @@ def test_schemathesis_finds_no_failure(server, tmp_path):
          "-H", f"Authorization: Bearer {key}", "--max-examples", "60",
          "--generation-deterministic", "--suppress-health-check", "all",
          "--report-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
