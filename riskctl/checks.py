@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import Engine, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,10 +28,18 @@ from riskctl.events import (
 )
 from riskctl.extraction import static_features
 from riskctl.ids import new_id
-from riskctl.models import Decision, DecisionHit, EventRecord
+from riskctl.models import Decision, DecisionHit, EventRecord, utcnow
 from riskctl.policy import PolicyHolder
 from riskctl.pseudonym import Pseudonymizer
 from riskctl.velocity import Velocity
+
+
+_STORED = (
+    select(Decision.id, Decision.response_body, Decision.outcome, Decision.kind,
+           Decision.degraded, EventRecord.body_hash)
+    .join(EventRecord, Decision.event_pk == EventRecord.id)
+    .where(Decision.event_id == bindparam("event_id"))
+)
 
 
 class DetectorSet(Protocol):
@@ -105,6 +113,7 @@ class CheckService:
         deadline_ms: int = 250,
     ) -> None:
         self.sessions = sessions
+        self.engine: Engine = sessions.kw["bind"]
         self.velocity = velocity
         self.policy = policy
         self.pseudo = pseudonymizer
@@ -163,13 +172,10 @@ class CheckService:
         return CheckResult(body, decision_id, verdict.outcome.label, kind, False, degraded)
 
     def _stored(self, event_id: str, body_hash: str) -> CheckResult | None:
-        with self.sessions() as session:
-            row = session.execute(
-                select(Decision.id, Decision.response_body, Decision.outcome, Decision.kind,
-                       Decision.degraded, EventRecord.body_hash)
-                .join(EventRecord, Decision.event_pk == EventRecord.id)
-                .where(Decision.event_id == event_id)
-            ).first()
+        # Core, not the ORM: this runs on every check and the ORM's unit of work costs
+        # more than the query itself.
+        with self.engine.connect() as conn:
+            row = conn.execute(_STORED, {"event_id": event_id}).first()
         if row is None:
             return None
         if row.body_hash != body_hash:
@@ -218,47 +224,50 @@ class CheckService:
     ) -> None:
         subject, shop, amount = subject_of(event)
         kind: str = event.kind  # type: ignore[attr-defined]
-        with self.sessions.begin() as session:
-            record = EventRecord(
-                event_id=event.event_id,
-                kind=kind,
-                occurred_at=event.occurred_at,
-                body_hash=body_hash,
-                subject_id=subject,
-                shop_id=shop,
-                amount=amount,
-                payload=redacted_payload(event, self.pseudo),
+        now = utcnow()
+        with self.engine.begin() as conn:  # one transaction, one commit
+            event_pk = conn.execute(
+                insert(EventRecord),
+                {
+                    "event_id": event.event_id,
+                    "kind": kind,
+                    "occurred_at": event.occurred_at,
+                    "received_at": now,
+                    "body_hash": body_hash,
+                    "subject_id": subject,
+                    "shop_id": shop,
+                    "amount": amount,
+                    "payload": redacted_payload(event, self.pseudo),
+                },
+            ).inserted_primary_key[0]
+            conn.execute(
+                insert(Decision),
+                {
+                    "id": decision_id,
+                    "event_pk": event_pk,
+                    "event_id": event.event_id,
+                    "kind": kind,
+                    "outcome": verdict.outcome.label,
+                    "score": verdict.score,
+                    "degraded": degraded,
+                    "rulepack_version": rulepack_version,
+                    "detector_versions": detector_versions,
+                    "features": features,
+                    "signals": [s.to_dict() for s in signals],
+                    "reasons": [r.to_dict() for r in verdict.reasons],
+                    "response_body": body.decode(),
+                    "latency_us": latency_us,
+                    "created_at": now,
+                },
             )
-            session.add(record)
-            session.flush()
-            decision = Decision(
-                id=decision_id,
-                event_pk=record.id,
-                event_id=event.event_id,
-                kind=kind,
-                outcome=verdict.outcome.label,
-                score=verdict.score,
-                degraded=degraded,
-                rulepack_version=rulepack_version,
-                detector_versions=detector_versions,
-                features=features,
-                signals=[s.to_dict() for s in signals],
-                reasons=[r.to_dict() for r in verdict.reasons],
-                response_body=body.decode(),
-                latency_us=latency_us,
-            )
-            session.add(decision)
-            session.add_all(
-                DecisionHit(
-                    decision_id=decision_id,
-                    code=s.code,
-                    source=s.source.value,
-                    mode=s.mode.value,
-                    score=s.score,
-                )
+            hits = [
+                {"decision_id": decision_id, "code": s.code, "source": s.source.value,
+                 "mode": s.mode.value, "score": s.score, "created_at": now}
                 for s in signals
                 if s.status is SignalStatus.HIT
-            )
+            ]
+            if hits:
+                conn.execute(insert(DecisionHit), hits)
 
     # -- reads ------------------------------------------------------------------------
     def get_decision(self, decision_id: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,6 +20,7 @@ def make_engine(url: str, *, busy_timeout_ms: int = 5000, synchronous: str = "NO
             connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False},
             pool_size=8,
             max_overflow=8,
+            json_serializer=_dumps,
         )
 
         @event.listens_for(engine, "connect")
@@ -33,7 +35,12 @@ def make_engine(url: str, *, busy_timeout_ms: int = 5000, synchronous: str = "NO
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, json_serializer=_dumps)
+
+
+def _dumps(value: Any) -> str:
+    # orjson: the features and signals of a decision are serialised on every check.
+    return orjson.dumps(value).decode()
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
