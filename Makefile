@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast lint bench bench-http clean system-deps
+.PHONY: run test test-postgres test-fast lint bench bench-http clean system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,14 @@ system-deps:
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest
+
+# The whole suite again, on PostgreSQL (Debian's, started on loopback for the run).
+test-postgres: $(STAMP)
+	@bash .ci/postgres stop $(CURDIR)/instance/pg-test >/dev/null 2>&1 || true
+	rm -rf $(CURDIR)/instance/pg-test
+	eval "$$(bash .ci/postgres start $(CURDIR)/instance/pg-test)" && \
+	  $(BIN)/python -m pytest -m "not live"; status=$$?; \
+	  bash .ci/postgres stop $(CURDIR)/instance/pg-test; exit $$status
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not live and not slow"

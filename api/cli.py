@@ -9,8 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import click
 import orjson
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from riskctl.config import SETTINGS, Settings
 
@@ -19,11 +24,15 @@ def _settings() -> Settings:
     return Settings.from_env()
 
 
-def _sessions(settings: Settings):  # type: ignore[no-untyped-def]
+@contextmanager
+def _database(settings: Settings) -> Iterator[tuple[Engine, sessionmaker[Session]]]:
     from riskctl.db import make_engine, make_sessionmaker
 
     engine = make_engine(settings.effective_database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
-    return engine, make_sessionmaker(engine)
+    try:
+        yield engine, make_sessionmaker(engine)
+    finally:
+        engine.dispose()
 
 
 @click.group()
@@ -43,10 +52,9 @@ def db_upgrade(revision: str) -> None:
     """Apply migrations (SQLite or PostgreSQL, from RISKCTL_DATABASE_URL)."""
     from riskctl.migrate import upgrade
 
-    settings = _settings()
-    engine, _ = _sessions(settings)
-    upgrade(engine, revision)
-    click.echo(f"database at {engine.url.render_as_string(hide_password=True)} is at {revision}", err=True)
+    with _database(_settings()) as (engine, _):
+        upgrade(engine, revision)
+        click.echo(f"database at {engine.url.render_as_string(hide_password=True)} is at {revision}", err=True)
 
 
 # -- API keys ----------------------------------------------------------------------------
@@ -63,8 +71,8 @@ def keys_create(scopes: tuple[str, ...], name: str) -> None:
     """Create a key and print it, alone, on stdout."""
     from riskctl.apikeys import create_key
 
-    _, sessions = _sessions(_settings())
-    key = create_key(sessions, name or "+".join(scopes), list(scopes))
+    with _database(_settings()) as (_, sessions):
+        key = create_key(sessions, name or "+".join(scopes), list(scopes))
     click.echo(key)
 
 
@@ -75,8 +83,7 @@ def keys_list() -> None:
 
     from riskctl.models import ApiKey
 
-    _, sessions = _sessions(_settings())
-    with sessions() as session:
+    with _database(_settings()) as (_, sessions), sessions() as session:
         for row in session.scalars(select(ApiKey).order_by(ApiKey.id)):
             state = "revoked" if row.revoked_at else "active"
             click.echo(f"{row.prefix}\t{row.scopes}\t{state}\t{row.created_at:%Y-%m-%d}\t{row.name}")
@@ -88,8 +95,9 @@ def keys_revoke(prefix: str) -> None:
     """Revoke the key with this prefix (the part after ``rk_``)."""
     from riskctl.apikeys import revoke_key
 
-    _, sessions = _sessions(_settings())
-    if not revoke_key(sessions, prefix):
+    with _database(_settings()) as (_, sessions):
+        revoked = revoke_key(sessions, prefix)
+    if not revoked:
         raise click.ClickException(f"no active key with prefix {prefix}")
     click.echo(f"revoked {prefix}", err=True)
 
@@ -130,14 +138,14 @@ def dev_setup() -> None:
     from riskctl.migrate import upgrade
 
     settings = _settings()
-    engine, sessions = _sessions(settings)
-    upgrade(engine)
-    engine.dispose()
+    with _database(settings) as (engine, _):
+        upgrade(engine)
     if settings.demo_data:
         demo_data.main(["--if-empty"], standalone_mode=False)
     key_file = settings.instance / "demo_pipeline_key"
     if not key_file.exists():
-        key = create_key(sessions, "demo pipeline (make run)", ["pipeline"])
+        with _database(settings) as (_, sessions):
+            key = create_key(sessions, "demo pipeline (make run)", ["pipeline"])
         key_file.write_text(key + "\n")
         key_file.chmod(0o600)
 

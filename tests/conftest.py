@@ -17,6 +17,9 @@ from riskctl.config import Settings
 from riskctl.migrate import upgrade
 from riskctl.redisconn import EmbeddedRedis
 
+# `make test-postgres` runs the whole suite against PostgreSQL through this variable.
+POSTGRES_URL = os.environ.get("RISKCTL_TEST_DATABASE_URL", "")
+
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -48,9 +51,24 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
+def fresh_database_url(tmp_path: Path) -> str:
+    """A SQLite file per test, or an emptied PostgreSQL database under test-postgres."""
+    if not POSTGRES_URL:
+        return ""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(POSTGRES_URL)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return POSTGRES_URL
+
+
 @pytest.fixture
 def settings(tmp_path: Path, redis_url: str) -> Settings:
-    return Settings(env="testing", instance_path=str(tmp_path / "instance"), redis_url=redis_url)
+    return Settings(env="testing", instance_path=str(tmp_path / "instance"), redis_url=redis_url,
+                    database_url=fresh_database_url(tmp_path))
 
 
 @pytest.fixture

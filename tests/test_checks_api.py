@@ -216,7 +216,7 @@ def test_no_raw_identifiers_in_database_or_redis(client, runtime, redis_client, 
     assert client.post("/v1/checks", json=event, headers=pipeline_headers).status_code == 200
     with runtime.engine.connect() as conn:
         dump = "\n".join(
-            str(row) for table in ("events", "decisions", "decision_hits")
+            str(row) for table in ("events", "decisions", "decision_hits", "api_keys")
             for row in conn.execute(text(f"SELECT * FROM {table}"))  # noqa: S608 - fixed names
         )
     redis_dump = b"\n".join(

@@ -13,7 +13,7 @@ from riskctl.config import Settings
 from riskctl.migrate import upgrade
 from riskctl.redisconn import EmbeddedRedis
 from tests import factories
-from tests.conftest import make_key
+from tests.conftest import fresh_database_url, make_key
 
 
 @pytest.fixture
@@ -29,7 +29,8 @@ def own_redis(tmp_path):
 
 
 def _app(tmp_path, redis_url, **over):
-    settings = Settings(env="testing", instance_path=str(tmp_path / "inst"), redis_url=redis_url, **over)
+    settings = Settings(env="testing", instance_path=str(tmp_path / "inst"), redis_url=redis_url,
+                        database_url=fresh_database_url(tmp_path), **over)
     app = create_app(settings)
     upgrade(app.extensions["riskctl"].engine)
     return app

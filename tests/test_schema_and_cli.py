@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from click.testing import CliRunner
@@ -19,6 +21,8 @@ def test_migrations_produce_exactly_the_models(runtime):
 
 
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(runtime):
+    if runtime.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite-only pragmas; this run is on PostgreSQL")
     with runtime.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
@@ -58,6 +62,8 @@ def test_metrics_need_the_metrics_scope(app, client, pipeline_headers):
 
 def test_cli_keys_lifecycle(settings, app, monkeypatch):
     monkeypatch.setenv("RISKCTL_INSTANCE_PATH", settings.instance_path)
+    if settings.database_url:
+        monkeypatch.setenv("RISKCTL_DATABASE_URL", settings.database_url)
     runner = CliRunner()
     created = runner.invoke(main, ["keys", "create", "--scope", "pipeline", "--name", "checkout"])
     assert created.exit_code == 0, created.output
