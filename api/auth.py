@@ -23,7 +23,9 @@ def require(*scopes: str) -> Callable[[F], F]:
             runtime = current_app.extensions["riskctl"]
             principal: Principal = runtime.keys.verify(request.headers.get("Authorization"))
             if not any(principal.has(s) for s in scopes):
-                raise Forbidden(f"this key lacks the scope for this operation (needs one of: {', '.join(scopes)})")
+                raise Forbidden(
+                    f"this key lacks the scope for this operation (needs one of: {', '.join(scopes)})"
+                )
             g.principal = principal
             return view(*args, **kwargs)
 

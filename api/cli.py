@@ -7,10 +7,9 @@ import shutil
 import signal
 import subprocess
 import sys
-from pathlib import Path
-
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 import orjson
@@ -54,7 +53,9 @@ def db_upgrade(revision: str) -> None:
 
     with _database(_settings()) as (engine, _):
         upgrade(engine, revision)
-        click.echo(f"database at {engine.url.render_as_string(hide_password=True)} is at {revision}", err=True)
+        click.echo(
+            f"database at {engine.url.render_as_string(hide_password=True)} is at {revision}", err=True
+        )
 
 
 # -- API keys ----------------------------------------------------------------------------
@@ -64,8 +65,13 @@ def keys() -> None:
 
 
 @keys.command("create")
-@click.option("--scope", "scopes", multiple=True, required=True,
-              type=click.Choice(["pipeline", "analyst", "admin", "metrics"]))
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    type=click.Choice(["pipeline", "analyst", "admin", "metrics"]),
+)
 @click.option("--name", default="", help="who or what the key is for")
 def keys_create(scopes: tuple[str, ...], name: str) -> None:
     """Create a key and print it, alone, on stdout."""

@@ -24,17 +24,20 @@ def readyz() -> tuple[Response, int]:
         with runtime.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         checks["database"] = True
-    except Exception:  # noqa: BLE001 - any failure means not ready
+    except Exception:
         checks["database"] = False
     try:
         checks["redis"] = bool(runtime.redis.ping())
-    except Exception:  # noqa: BLE001
+    except Exception:
         checks["redis"] = False
     checks["rules"] = runtime.policy.current is not None
     checks["models"] = runtime.detectors_ready()
     ready = all(checks.values())
-    body = {"status": "ready" if ready else "not ready", "checks": checks,
-            "rulepack_version": runtime.policy.current.version}
+    body = {
+        "status": "ready" if ready else "not ready",
+        "checks": checks,
+        "rulepack_version": runtime.policy.current.version,
+    }
     return jsonify(body), (200 if ready else 503)
 
 

@@ -30,20 +30,27 @@ from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 
-DECISIONS = Counter(
-    "riskctl_decisions_total", "Risk-check decisions", ["kind", "outcome", "degraded"]
-)
+DECISIONS = Counter("riskctl_decisions_total", "Risk-check decisions", ["kind", "outcome", "degraded"])
 CHECK_LATENCY = Histogram(
     "riskctl_check_duration_seconds",
     "Server-side duration of POST /v1/checks",
     ["kind"],
     buckets=(0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )
-HTTP_REQUESTS = Counter(
-    "riskctl_http_requests_total", "HTTP requests", ["method", "endpoint", "status"]
-)
+HTTP_REQUESTS = Counter("riskctl_http_requests_total", "HTTP requests", ["method", "endpoint", "status"])
 
-_LOG_FIELDS = ("request_id", "method", "path", "status", "duration_ms", "key_id", "decision_id", "outcome", "kind", "socket")
+_LOG_FIELDS = (
+    "request_id",
+    "method",
+    "path",
+    "status",
+    "duration_ms",
+    "key_id",
+    "decision_id",
+    "outcome",
+    "kind",
+    "socket",
+)
 
 
 class JsonFormatter(logging.Formatter):

@@ -36,7 +36,16 @@ def build_spec() -> dict[str, Any]:
     }
     components["CheckResponse"] = {
         "type": "object",
-        "required": ["decision_id", "event_id", "kind", "outcome", "score", "reasons", "degraded", "rulepack_version"],
+        "required": [
+            "decision_id",
+            "event_id",
+            "kind",
+            "outcome",
+            "score",
+            "reasons",
+            "degraded",
+            "rulepack_version",
+        ],
         "properties": {
             "decision_id": {"type": "string"},
             "event_id": {"type": "string"},
@@ -74,7 +83,11 @@ def build_spec() -> dict[str, Any]:
                 "type": "array",
                 "items": {
                     "type": "object",
-                    "properties": {"field": {"type": "string"}, "message": {"type": "string"}, "type": {"type": "string"}},
+                    "properties": {
+                        "field": {"type": "string"},
+                        "message": {"type": "string"},
+                        "type": {"type": "string"},
+                    },
                 },
             },
         },
@@ -83,7 +96,7 @@ def build_spec() -> dict[str, Any]:
         "description": "An RFC 9457 problem",
         "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
     }
-    secured = [{"bearerAuth": []}]
+    secured: list[dict[str, list[str]]] = [{"bearerAuth": []}]
     return {
         "openapi": "3.1.0",
         "info": {
@@ -105,7 +118,9 @@ def build_spec() -> dict[str, Any]:
                     "responses": {
                         "200": {
                             "description": "The decision (the stored one, byte-identical, for a repeated event_id)",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CheckResponse"}}},
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/CheckResponse"}}
+                            },
                             "links": {
                                 "GetDecision": {
                                     "operationId": "getDecision",
@@ -123,12 +138,19 @@ def build_spec() -> dict[str, Any]:
                     "summary": "A stored decision with its signals and features",
                     "security": secured,
                     "parameters": [
-                        {"name": "decision_id", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64}}
+                        {
+                            "name": "decision_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "maxLength": 64},
+                        }
                     ],
                     "responses": {
                         "200": {
                             "description": "The decision",
-                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Decision"}}},
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Decision"}}
+                            },
                         },
                         **_errors(401, 403, 404, 500),
                     },
@@ -139,7 +161,12 @@ def build_spec() -> dict[str, Any]:
                     "operationId": "healthz",
                     "summary": "Liveness",
                     "security": [],
-                    "responses": {"200": {"description": "alive", "content": {"application/json": {"schema": {"type": "object"}}}}},
+                    "responses": {
+                        "200": {
+                            "description": "alive",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
                 }
             },
             "/readyz": {
@@ -148,8 +175,14 @@ def build_spec() -> dict[str, Any]:
                     "summary": "Readiness: database, Redis, rules and models",
                     "security": [],
                     "responses": {
-                        "200": {"description": "ready", "content": {"application/json": {"schema": {"type": "object"}}}},
-                        "503": {"description": "not ready", "content": {"application/json": {"schema": {"type": "object"}}}},
+                        "200": {
+                            "description": "ready",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        "503": {
+                            "description": "not ready",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
                     },
                 }
             },
@@ -159,7 +192,10 @@ def build_spec() -> dict[str, Any]:
                     "summary": "Prometheus metrics (key with the metrics scope)",
                     "security": secured,
                     "responses": {
-                        "200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                        "200": {
+                            "description": "Prometheus text format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        },
                         **_errors(401, 403),
                     },
                 }
@@ -168,7 +204,9 @@ def build_spec() -> dict[str, Any]:
         "components": {
             "schemas": components,
             "responses": {"Problem": problem_response},
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "description": "riskctl API key"}},
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "riskctl API key"}
+            },
         },
         "security": secured,
     }

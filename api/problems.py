@@ -81,4 +81,6 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         log.error("unhandled error", exc_info=exc)
-        return problem(500, "internal-error", "Internal server error", "an unexpected error occurred; it has been logged")
+        return problem(
+            500, "internal-error", "Internal server error", "an unexpected error occurred; it has been logged"
+        )

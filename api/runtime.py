@@ -51,9 +51,7 @@ class Runtime:
 
 def build_runtime(settings: Settings) -> Runtime:
     settings.instance.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(
-        settings.effective_database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms
-    )
+    engine = make_engine(settings.effective_database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     sessions = make_sessionmaker(engine)
 
     embedded = None

@@ -41,7 +41,7 @@ def wait_ready(url: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - loopback
+            with urllib.request.urlopen(url, timeout=1):
                 return
         except urllib.error.HTTPError:
             return
@@ -61,34 +61,59 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="riskctl-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISKCTL_")}
-    env.update(RISKCTL_INSTANCE_PATH=str(tmp / "instance"), RISKCTL_LOG_LEVEL="WARNING",
-               RISKCTL_WORKERS=str(args.workers), RISKCTL_HOST="127.0.0.1")
+    env.update(
+        RISKCTL_INSTANCE_PATH=str(tmp / "instance"),
+        RISKCTL_LOG_LEVEL="WARNING",
+        RISKCTL_WORKERS=str(args.workers),
+        RISKCTL_HOST="127.0.0.1",
+    )
     check_port, bare_port = 18431, 18432
     subprocess.run([str(BIN / "riskctl"), "dev-setup"], env=env, check=True, capture_output=True)
     key = (tmp / "instance" / "demo_pipeline_key").read_text().strip()
     procs = [
-        subprocess.Popen([str(BIN / "riskctl"), "serve"], env=env | {"RISKCTL_PORT": str(check_port)},
-                         stderr=subprocess.DEVNULL, start_new_session=True),
-        subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "api" / "gunicorn_conf.py"),
-                          "bench.bare_app:app"], env=env | {"RISKCTL_PORT": str(bare_port)}, cwd=ROOT,
-                         stderr=subprocess.DEVNULL, start_new_session=True),
+        subprocess.Popen(
+            [str(BIN / "riskctl"), "serve"],
+            env=env | {"RISKCTL_PORT": str(check_port)},
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        ),
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                str(ROOT / "api" / "gunicorn_conf.py"),
+                "bench.bare_app:app",
+            ],
+            env=env | {"RISKCTL_PORT": str(bare_port)},
+            cwd=ROOT,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        ),
     ]
     try:
         wait_ready(f"http://127.0.0.1:{check_port}/readyz")
         wait_ready(f"http://127.0.0.1:{bare_port}/v1/checks")
         targets = {
             "bare": (f"http://127.0.0.1:{bare_port}/v1/checks", {"Content-Type": "application/json"}),
-            "check": (f"http://127.0.0.1:{check_port}/v1/checks",
-                      {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}),
+            "check": (
+                f"http://127.0.0.1:{check_port}/v1/checks",
+                {"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+            ),
         }
-        for name, (url, headers) in targets.items():  # warm-up
+        for url, headers in targets.values():  # warm-up
             closed_loop(url, headers, make_body, args.connections, args.processes, 2.0)
         runs: dict[str, list] = {"bare": [], "check": []}
         for _ in range(args.rounds):
             for name, (url, headers) in targets.items():
-                runs[name].append(closed_loop(url, headers, make_body, args.connections, args.processes, args.duration))
-        print(f"\nmachine: {os.cpu_count()} cores; gunicorn workers={args.workers} threads={env.get('RISKCTL_THREADS', 'default')}; "
-              f"{args.connections} keep-alive connections, {args.rounds} x {args.duration:.0f}s per endpoint (medians)")
+                runs[name].append(
+                    closed_loop(url, headers, make_body, args.connections, args.processes, args.duration)
+                )
+        print(
+            f"\nmachine: {os.cpu_count()} cores; gunicorn workers={args.workers} threads={env.get('RISKCTL_THREADS', 'default')}; "
+            f"{args.connections} keep-alive connections, {args.rounds} x {args.duration:.0f}s per endpoint (medians)"
+        )
         print(f"{'endpoint':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}")
         summary = {}
         for name, results in runs.items():

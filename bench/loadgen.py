@@ -31,8 +31,15 @@ class LoadResult:
         return float(np.percentile(self.latencies_ms, q)) if len(self.latencies_ms) else float("nan")
 
 
-def _worker(url: str, headers: dict[str, str], make_body: Callable[[int, int], bytes], conns: int,
-            wid: int, duration: float, out: mp.Queue) -> None:  # type: ignore[type-arg]
+def _worker(
+    url: str,
+    headers: dict[str, str],
+    make_body: Callable[[int, int], bytes],
+    conns: int,
+    wid: int,
+    duration: float,
+    out: mp.Queue,
+) -> None:  # type: ignore[type-arg]
     import threading
 
     parts = urlsplit(url)
@@ -76,13 +83,22 @@ def _worker(url: str, headers: dict[str, str], make_body: Callable[[int, int], b
     out.put((lat, errors))
 
 
-def closed_loop(url: str, headers: dict[str, str], make_body: Callable[[int, int], bytes],
-                connections: int = 8, processes: int = 2, duration: float = 10.0) -> LoadResult:
+def closed_loop(
+    url: str,
+    headers: dict[str, str],
+    make_body: Callable[[int, int], bytes],
+    connections: int = 8,
+    processes: int = 2,
+    duration: float = 10.0,
+) -> LoadResult:
     ctx = mp.get_context("fork")
     queue: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
     per = [connections // processes + (1 if i < connections % processes else 0) for i in range(processes)]
-    procs = [ctx.Process(target=_worker, args=(url, headers, make_body, n, i, duration, queue))
-             for i, n in enumerate(per) if n]
+    procs = [
+        ctx.Process(target=_worker, args=(url, headers, make_body, n, i, duration, queue))
+        for i, n in enumerate(per)
+        if n
+    ]
     started = time.perf_counter()
     for p in procs:
         p.start()
@@ -91,4 +107,6 @@ def closed_loop(url: str, headers: dict[str, str], make_body: Callable[[int, int
         p.join(timeout=10)
     elapsed = time.perf_counter() - started
     lat = np.array([x for r in results for x in r[0]])
-    return LoadResult(len(lat), sum(r[1] for r in results), min(elapsed, duration + 1) if lat.size else elapsed, lat)
+    return LoadResult(
+        len(lat), sum(r[1] for r in results), min(elapsed, duration + 1) if lat.size else elapsed, lat
+    )

@@ -45,7 +45,11 @@ def create_key(sessions: sessionmaker[Session], name: str, scopes: list[str]) ->
     prefix = secrets.token_hex(6)
     key = f"rk_{prefix}_{secrets.token_urlsafe(32)}"
     with sessions.begin() as session:
-        session.add(ApiKey(name=name[:100], prefix=prefix, key_hash=_digest(key), scopes=",".join(sorted(set(scopes)))))
+        session.add(
+            ApiKey(
+                name=name[:100], prefix=prefix, key_hash=_digest(key), scopes=",".join(sorted(set(scopes)))
+            )
+        )
     return key
 
 

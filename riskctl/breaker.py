@@ -17,10 +17,7 @@ class CircuitBreaker:
         self._lock = threading.Lock()
 
     def allow(self) -> bool:
-        now = time.monotonic()
-        if now >= self._open_until:
-            return True
-        return False
+        return time.monotonic() >= self._open_until
 
     def failure(self) -> None:
         with self._lock:

@@ -28,16 +28,41 @@ def _get(f: dict[str, Any], name: str, default: Any = 0) -> Any:
 
 
 _CHECKS: tuple[_Check, ...] = (
-    _Check("BUILTIN-ORD-1", "order", "3+ orders by one buyer at one shop within an hour", 60,
-           lambda f: _get(f, "velocity.buyer_shop.orders_1h") >= 3),
-    _Check("BUILTIN-ORD-2", "order", "one device behind 5+ buyers in a day", 50,
-           lambda f: _get(f, "velocity.device.buyers_24h") >= 5),
-    _Check("BUILTIN-REV-1", "review", "same text posted by 3+ accounts in a day", 60,
-           lambda f: _get(f, "velocity.text.reviewers_24h") >= 3),
-    _Check("BUILTIN-CPN-1", "coupon_redemption", "3+ accounts redeemed on this device in 30 days", 60,
-           lambda f: _get(f, "velocity.device.accounts_30d") >= 3),
-    _Check("BUILTIN-LST-1", "listing", "branded listing priced under 10", 50,
-           lambda f: bool(_get(f, "listing.brand", "")) and _get(f, "listing.price") < 10),
+    _Check(
+        "BUILTIN-ORD-1",
+        "order",
+        "3+ orders by one buyer at one shop within an hour",
+        60,
+        lambda f: _get(f, "velocity.buyer_shop.orders_1h") >= 3,
+    ),
+    _Check(
+        "BUILTIN-ORD-2",
+        "order",
+        "one device behind 5+ buyers in a day",
+        50,
+        lambda f: _get(f, "velocity.device.buyers_24h") >= 5,
+    ),
+    _Check(
+        "BUILTIN-REV-1",
+        "review",
+        "same text posted by 3+ accounts in a day",
+        60,
+        lambda f: _get(f, "velocity.text.reviewers_24h") >= 3,
+    ),
+    _Check(
+        "BUILTIN-CPN-1",
+        "coupon_redemption",
+        "3+ accounts redeemed on this device in 30 days",
+        60,
+        lambda f: _get(f, "velocity.device.accounts_30d") >= 3,
+    ),
+    _Check(
+        "BUILTIN-LST-1",
+        "listing",
+        "branded listing priced under 10",
+        50,
+        lambda f: bool(_get(f, "listing.brand", "")) and _get(f, "listing.price") < 10,
+    ),
 )
 
 

@@ -33,10 +33,15 @@ from riskctl.policy import PolicyHolder
 from riskctl.pseudonym import Pseudonymizer
 from riskctl.velocity import Velocity
 
-
 _STORED = (
-    select(Decision.id, Decision.response_body, Decision.outcome, Decision.kind,
-           Decision.degraded, EventRecord.body_hash)
+    select(
+        Decision.id,
+        Decision.response_body,
+        Decision.outcome,
+        Decision.kind,
+        Decision.degraded,
+        EventRecord.body_hash,
+    )
     .join(EventRecord, Decision.event_pk == EventRecord.id)
     .where(Decision.event_id == bindparam("event_id"))
 )
@@ -160,8 +165,17 @@ class CheckService:
         latency_us = int((time.perf_counter() - started) * 1e6)
         try:
             self._persist(
-                event, body_hash, decision_id, verdict, signals, features, degraded,
-                policy.version, detectors.versions, body, latency_us,
+                event,
+                body_hash,
+                decision_id,
+                verdict,
+                signals,
+                features,
+                degraded,
+                policy.version,
+                detectors.versions,
+                body,
+                latency_us,
             )
         except IntegrityError:
             # A concurrent duplicate committed first: answer with its stored decision.
@@ -239,7 +253,7 @@ class CheckService:
                     "amount": amount,
                     "payload": redacted_payload(event, self.pseudo),
                 },
-            ).inserted_primary_key[0]
+            ).inserted_primary_key[0]  # type: ignore[index]
             conn.execute(
                 insert(Decision),
                 {
@@ -261,8 +275,14 @@ class CheckService:
                 },
             )
             hits = [
-                {"decision_id": decision_id, "code": s.code, "source": s.source.value,
-                 "mode": s.mode.value, "score": s.score, "created_at": now}
+                {
+                    "decision_id": decision_id,
+                    "code": s.code,
+                    "source": s.source.value,
+                    "mode": s.mode.value,
+                    "score": s.score,
+                    "created_at": now,
+                }
                 for s in signals
                 if s.status is SignalStatus.HIT
             ]

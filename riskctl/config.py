@@ -15,7 +15,7 @@ from typing import Any
 
 from riskctl.errors import ConfigError
 
-DEV_SECRET = "dev-insecure-secret-do-not-use-in-production"
+DEV_SECRET = "dev-insecure-secret-do-not-use-in-production"  # noqa: S105 - refused in production
 KINDS = ("order", "review", "coupon_redemption", "listing")
 
 
@@ -80,9 +80,7 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     rules_path: str = "rules"
     velocity_windows: tuple[str, ...] = ("10m", "1h", "24h", "30d")
-    degraded_fallback: dict[str, str] = field(
-        default_factory=lambda: {k: "allow" for k in KINDS}
-    )
+    degraded_fallback: dict[str, str] = field(default_factory=lambda: {k: "allow" for k in KINDS})
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 2
@@ -155,17 +153,35 @@ class Settings:
 SETTINGS: tuple[Setting, ...] = (
     Setting("env", str, "`development`, `testing` or `production` (production refuses the dev secret)"),
     Setting("secret_key", str, "signs sessions and CSRF tokens; required (32+ chars) in production"),
-    Setting("pseudonym_key", str, "HMAC key for device ids, IPs, card fingerprints (default: derived from the secret)"),
+    Setting(
+        "pseudonym_key",
+        str,
+        "HMAC key for device ids, IPs, card fingerprints (default: derived from the secret)",
+    ),
     Setting("instance_path", str, "folder for runtime state: SQLite file, embedded Redis, models, logs"),
-    Setting("database_url", str, "SQLAlchemy URL; default `sqlite:///<instance>/riskctl.db`; PostgreSQL: `postgresql+psycopg://…`"),
-    Setting("redis_url", str, "`redis://` or `unix://` URL; empty = start an embedded Redis in the instance folder"),
+    Setting(
+        "database_url",
+        str,
+        "SQLAlchemy URL; default `sqlite:///<instance>/riskctl.db`; PostgreSQL: `postgresql+psycopg://…`",
+    ),
+    Setting(
+        "redis_url",
+        str,
+        "`redis://` or `unix://` URL; empty = start an embedded Redis in the instance folder",
+    ),
     Setting("redis_connect_timeout_ms", int, "Redis connect timeout"),
     Setting("redis_socket_timeout_ms", int, "Redis read/write timeout on the check path"),
-    Setting("check_deadline_ms", int, "budget of one risk check; a slow dependency makes the answer `degraded`"),
+    Setting(
+        "check_deadline_ms", int, "budget of one risk check; a slow dependency makes the answer `degraded`"
+    ),
     Setting("max_body_bytes", int, "largest accepted request body (default 64 KiB)"),
     Setting("rules_path", str, "rule pack folder"),
     Setting("velocity_windows", _windows, "sliding windows for velocity features, e.g. `10m,1h,24h,30d`"),
-    Setting("degraded_fallback", _fallbacks, "outcome floor per kind when degraded, e.g. `order=allow,coupon_redemption=review`"),
+    Setting(
+        "degraded_fallback",
+        _fallbacks,
+        "outcome floor per kind when degraded, e.g. `order=allow,coupon_redemption=review`",
+    ),
     Setting("host", str, "address `riskctl serve` binds"),
     Setting("port", int, "port `riskctl serve` binds (default 8000)"),
     Setting("workers", int, "gunicorn worker processes"),

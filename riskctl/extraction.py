@@ -15,7 +15,7 @@ from riskctl.events import (
 from riskctl.features import FeatureSpec, FeatureType
 from riskctl.text import normalize_text
 
-F, I, B, S = FeatureType.FLOAT, FeatureType.INT, FeatureType.BOOL, FeatureType.STR
+F, INT, B, S = FeatureType.FLOAT, FeatureType.INT, FeatureType.BOOL, FeatureType.STR
 ORDER, REVIEW, COUPON, LISTING = (
     frozenset({"order"}),
     frozenset({"review"}),
@@ -25,25 +25,29 @@ ORDER, REVIEW, COUPON, LISTING = (
 
 STATIC_SCHEMA: tuple[FeatureSpec, ...] = (
     FeatureSpec("kind", S, "event kind"),
-    FeatureSpec("hour_of_day", I, "UTC hour the event occurred"),
+    FeatureSpec("hour_of_day", INT, "UTC hour the event occurred"),
     FeatureSpec("ip_is_v6", B, "the client IP is IPv6"),
-    FeatureSpec("account_age_minutes", F, "age of the acting account when known",
-                frozenset({"order", "review", "coupon_redemption"})),
+    FeatureSpec(
+        "account_age_minutes",
+        F,
+        "age of the acting account when known",
+        frozenset({"order", "review", "coupon_redemption"}),
+    ),
     FeatureSpec("order.amount", F, "order total", ORDER),
-    FeatureSpec("order.item_count", I, "distinct items", ORDER),
-    FeatureSpec("order.quantity", I, "units ordered", ORDER),
+    FeatureSpec("order.item_count", INT, "distinct items", ORDER),
+    FeatureSpec("order.quantity", INT, "units ordered", ORDER),
     FeatureSpec("order.max_unit_price", F, "highest unit price", ORDER),
     FeatureSpec("order.currency", S, "currency code", ORDER),
     FeatureSpec("order.payment_method", S, "payment method", ORDER),
     FeatureSpec("order.has_coupon", B, "a coupon code was used", ORDER),
     FeatureSpec("order.has_payment_fingerprint", B, "the PSP sent a card fingerprint", ORDER),
-    FeatureSpec("order.parcel_weight_grams", I, "declared parcel weight, when sent", ORDER),
-    FeatureSpec("review.rating", I, "stars, 1-5", REVIEW),
+    FeatureSpec("order.parcel_weight_grams", INT, "declared parcel weight, when sent", ORDER),
+    FeatureSpec("review.rating", INT, "stars, 1-5", REVIEW),
     FeatureSpec("review.text", S, "review text", REVIEW),
-    FeatureSpec("review.text_length", I, "characters of text", REVIEW),
+    FeatureSpec("review.text_length", INT, "characters of text", REVIEW),
     FeatureSpec("review.has_order", B, "the review names an order", REVIEW),
     FeatureSpec("review.seconds_since_delivery", F, "seconds from delivery to review, when known", REVIEW),
-    FeatureSpec("review.image_count", I, "images attached", REVIEW),
+    FeatureSpec("review.image_count", INT, "images attached", REVIEW),
     FeatureSpec("coupon.discount_amount", F, "discount value", COUPON),
     FeatureSpec("coupon.campaign_id", S, "campaign", COUPON),
     FeatureSpec("coupon.has_referrer", B, "the account was referred", COUPON),
@@ -56,7 +60,7 @@ STATIC_SCHEMA: tuple[FeatureSpec, ...] = (
     FeatureSpec("listing.text", S, "normalised title + description", LISTING),
     FeatureSpec("listing.brand", S, "declared brand (empty when none)", LISTING),
     FeatureSpec("listing.category", S, "category", LISTING),
-    FeatureSpec("listing.image_count", I, "images", LISTING),
+    FeatureSpec("listing.image_count", INT, "images", LISTING),
     FeatureSpec("seller_account_age_minutes", F, "seller account age when known", LISTING),
 )
 

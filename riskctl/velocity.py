@@ -53,7 +53,15 @@ class Metric:
         return f"velocity.{self.entity}.{self.name}_{window}"
 
 
-def _m(kind: str, entity: str, name: str, agg: Agg, of: str | None = None, when: Callable[[Any], bool] | None = None, description: str = "") -> Metric:  # noqa: E501
+def _m(
+    kind: str,
+    entity: str,
+    name: str,
+    agg: Agg,
+    of: str | None = None,
+    when: Callable[[Any], bool] | None = None,
+    description: str = "",
+) -> Metric:
     return Metric(kind, entity, name, agg, of, when, description)
 
 
@@ -78,45 +86,198 @@ METRICS: tuple[Metric, ...] = (
     _m("order", "payment", "buyers", "distinct", "buyer", description="buyers using this card"),
     _m("order", "address", "orders", "count", description="orders shipped to this address"),
     _m("order", "address", "buyers", "distinct", "buyer", description="buyers shipping to this address"),
-    _m("order", "shop_device", "buyers", "distinct", "buyer", description="buyers of this shop on this device"),
-    _m("order", "shop_address", "buyers", "distinct", "buyer", description="buyers of this shop at this address"),
-    _m("order", "shop_payment", "buyers", "distinct", "buyer", description="buyers of this shop with this card"),
+    _m(
+        "order",
+        "shop_device",
+        "buyers",
+        "distinct",
+        "buyer",
+        description="buyers of this shop on this device",
+    ),
+    _m(
+        "order",
+        "shop_address",
+        "buyers",
+        "distinct",
+        "buyer",
+        description="buyers of this shop at this address",
+    ),
+    _m(
+        "order",
+        "shop_payment",
+        "buyers",
+        "distinct",
+        "buyer",
+        description="buyers of this shop with this card",
+    ),
     _m("order", "coupon", "orders", "count", description="orders using this coupon code"),
     # malicious reviews
     _m("review", "reviewer", "reviews", "count", description="reviews by this account"),
     _m("review", "reviewer", "shops", "distinct", "shop", description="shops this account reviewed"),
     _m("review", "reviewer_shop", "reviews", "count", description="reviews by this account of this shop"),
     _m("review", "shop", "reviews", "count", description="reviews of this shop"),
-    _m("review", "shop", "one_star", "count", when=lambda e: e.rating == 1, description="1-star reviews of this shop"),
-    _m("review", "shop", "five_star", "count", when=lambda e: e.rating == 5, description="5-star reviews of this shop"),
+    _m(
+        "review",
+        "shop",
+        "one_star",
+        "count",
+        when=lambda e: e.rating == 1,
+        description="1-star reviews of this shop",
+    ),
+    _m(
+        "review",
+        "shop",
+        "five_star",
+        "count",
+        when=lambda e: e.rating == 5,
+        description="5-star reviews of this shop",
+    ),
     _m("review", "shop", "reviewers", "distinct", "reviewer", description="accounts reviewing this shop"),
     _m("review", "product", "reviews", "count", description="reviews of this product"),
-    _m("review", "product", "one_star", "count", when=lambda e: e.rating == 1, description="1-star reviews of this product"),
-    _m("review", "product", "five_star", "count", when=lambda e: e.rating == 5, description="5-star reviews of this product"),
-    _m("review", "device", "reviewers", "distinct", "reviewer", description="accounts reviewing from this device"),
+    _m(
+        "review",
+        "product",
+        "one_star",
+        "count",
+        when=lambda e: e.rating == 1,
+        description="1-star reviews of this product",
+    ),
+    _m(
+        "review",
+        "product",
+        "five_star",
+        "count",
+        when=lambda e: e.rating == 5,
+        description="5-star reviews of this product",
+    ),
+    _m(
+        "review",
+        "device",
+        "reviewers",
+        "distinct",
+        "reviewer",
+        description="accounts reviewing from this device",
+    ),
     _m("review", "ip", "reviewers", "distinct", "reviewer", description="accounts reviewing from this IP"),
     _m("review", "ip24", "reviewers", "distinct", "reviewer", description="accounts reviewing from this /24"),
-    _m("review", "text", "reviewers", "distinct", "reviewer", description="accounts posting this exact (normalised) text"),
+    _m(
+        "review",
+        "text",
+        "reviewers",
+        "distinct",
+        "reviewer",
+        description="accounts posting this exact (normalised) text",
+    ),
     # coupon abuse
     _m("coupon_redemption", "account", "redemptions", "count", description="redemptions by this account"),
-    _m("coupon_redemption", "account", "campaigns", "distinct", "campaign", description="campaigns this account redeemed"),
+    _m(
+        "coupon_redemption",
+        "account",
+        "campaigns",
+        "distinct",
+        "campaign",
+        description="campaigns this account redeemed",
+    ),
     _m("coupon_redemption", "campaign", "redemptions", "count", description="redemptions in this campaign"),
-    _m("coupon_redemption", "account", "discount", "sum", "discount", description="discount redeemed by this account"),
-    _m("coupon_redemption", "coupon", "accounts", "distinct", "account", description="accounts redeeming this code"),
-    _m("coupon_redemption", "device", "accounts", "distinct", "account", description="accounts redeeming on this device"),
+    _m(
+        "coupon_redemption",
+        "account",
+        "discount",
+        "sum",
+        "discount",
+        description="discount redeemed by this account",
+    ),
+    _m(
+        "coupon_redemption",
+        "coupon",
+        "accounts",
+        "distinct",
+        "account",
+        description="accounts redeeming this code",
+    ),
+    _m(
+        "coupon_redemption",
+        "device",
+        "accounts",
+        "distinct",
+        "account",
+        description="accounts redeeming on this device",
+    ),
     _m("coupon_redemption", "device", "redemptions", "count", description="redemptions on this device"),
-    _m("coupon_redemption", "payment", "accounts", "distinct", "account", description="accounts redeeming with this card"),
-    _m("coupon_redemption", "address", "accounts", "distinct", "account", description="accounts redeeming to this address"),
-    _m("coupon_redemption", "ip", "accounts", "distinct", "account", description="accounts redeeming from this IP"),
-    _m("coupon_redemption", "ip24", "accounts", "distinct", "account", description="accounts redeeming from this /24"),
-    _m("coupon_redemption", "campaign_ip24", "redemptions", "count", description="redemptions of this campaign from this /24"),
-    _m("coupon_redemption", "campaign_device", "accounts", "distinct", "account", description="accounts redeeming this campaign on this device"),
-    _m("coupon_redemption", "referrer", "invitees", "distinct", "account", description="accounts this referrer invited"),
-    _m("coupon_redemption", "referrer", "invitee_devices", "distinct", "device", description="devices among this referrer's invitees"),
+    _m(
+        "coupon_redemption",
+        "payment",
+        "accounts",
+        "distinct",
+        "account",
+        description="accounts redeeming with this card",
+    ),
+    _m(
+        "coupon_redemption",
+        "address",
+        "accounts",
+        "distinct",
+        "account",
+        description="accounts redeeming to this address",
+    ),
+    _m(
+        "coupon_redemption",
+        "ip",
+        "accounts",
+        "distinct",
+        "account",
+        description="accounts redeeming from this IP",
+    ),
+    _m(
+        "coupon_redemption",
+        "ip24",
+        "accounts",
+        "distinct",
+        "account",
+        description="accounts redeeming from this /24",
+    ),
+    _m(
+        "coupon_redemption",
+        "campaign_ip24",
+        "redemptions",
+        "count",
+        description="redemptions of this campaign from this /24",
+    ),
+    _m(
+        "coupon_redemption",
+        "campaign_device",
+        "accounts",
+        "distinct",
+        "account",
+        description="accounts redeeming this campaign on this device",
+    ),
+    _m(
+        "coupon_redemption",
+        "referrer",
+        "invitees",
+        "distinct",
+        "account",
+        description="accounts this referrer invited",
+    ),
+    _m(
+        "coupon_redemption",
+        "referrer",
+        "invitee_devices",
+        "distinct",
+        "device",
+        description="devices among this referrer's invitees",
+    ),
     # listings
     _m("listing", "shop", "listings", "count", description="listings created by this shop"),
     _m("listing", "shop", "brands", "distinct", "brand", description="brands listed by this shop"),
-    _m("listing", "title", "shops", "distinct", "shop", description="shops listing this exact (normalised) title"),
+    _m(
+        "listing",
+        "title",
+        "shops",
+        "distinct",
+        "shop",
+        description="shops listing this exact (normalised) title",
+    ),
     _m("listing", "device", "shops", "distinct", "shop", description="shops managed from this device"),
 )
 
@@ -288,9 +449,7 @@ class Velocity:
         return list(specs.values())
 
     def unavailable(self, kind: str) -> dict[str, Any]:
-        return {
-            m.feature(w): None for m in self.metrics_by_kind.get(kind, ()) for w in self.window_names
-        }
+        return {m.feature(w): None for m in self.metrics_by_kind.get(kind, ()) for w in self.window_names}
 
     def observe(self, event: BaseEvent) -> VelocityResult:
         """Apply ``event`` (once) and return every velocity feature of its kind."""

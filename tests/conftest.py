@@ -67,8 +67,12 @@ def fresh_database_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path, redis_url: str) -> Settings:
-    return Settings(env="testing", instance_path=str(tmp_path / "instance"), redis_url=redis_url,
-                    database_url=fresh_database_url(tmp_path))
+    return Settings(
+        env="testing",
+        instance_path=str(tmp_path / "instance"),
+        redis_url=redis_url,
+        database_url=fresh_database_url(tmp_path),
+    )
 
 
 @pytest.fixture

@@ -29,8 +29,14 @@ class LiveServer:
     env: dict[str, str]
 
     def cli(self, *args: str) -> str:
-        out = subprocess.run([str(BIN / "riskctl"), *args], env=self.env, check=True,
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [str(BIN / "riskctl"), *args],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         return out.stdout
 
     def stop(self) -> None:
@@ -46,25 +52,34 @@ class LiveServer:
 def start_server(instance: Path, workers: int = 2, extra_env: dict[str, str] | None = None) -> LiveServer:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISKCTL_")}
-    env.update({
-        "RISKCTL_ENV": "testing",
-        "RISKCTL_INSTANCE_PATH": str(instance),
-        "RISKCTL_PORT": str(port),
-        "RISKCTL_WORKERS": str(workers),
-        "RISKCTL_LOG_LEVEL": "WARNING",
-        **(extra_env or {}),
-    })
-    subprocess.run([str(BIN / "riskctl"), "db", "upgrade"], env=env, check=True, capture_output=True, timeout=60)
+    env.update(
+        {
+            "RISKCTL_ENV": "testing",
+            "RISKCTL_INSTANCE_PATH": str(instance),
+            "RISKCTL_PORT": str(port),
+            "RISKCTL_WORKERS": str(workers),
+            "RISKCTL_LOG_LEVEL": "WARNING",
+            **(extra_env or {}),
+        }
+    )
+    subprocess.run(
+        [str(BIN / "riskctl"), "db", "upgrade"], env=env, check=True, capture_output=True, timeout=60
+    )
     with open(instance.parent / f"serve-{port}.log", "wb") as log:
-        proc = subprocess.Popen([str(BIN / "riskctl"), "serve"], env=env, stdout=subprocess.DEVNULL,
-                                stderr=log, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(BIN / "riskctl"), "serve"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"riskctl serve exited with {proc.returncode}")
         try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=1) as r:  # noqa: S310 - loopback
+            with urllib.request.urlopen(f"{url}/readyz", timeout=1) as r:
                 if r.status == 200:
                     return LiveServer(url, instance, proc, env)
         except OSError:

@@ -34,7 +34,16 @@ def test_each_kind_returns_a_stored_decision(client, runtime, pipeline_headers, 
     r = client.post("/v1/checks", json=event, headers=pipeline_headers)
     assert r.status_code == 200, r.data
     body = r.get_json()
-    assert set(body) == {"decision_id", "event_id", "kind", "outcome", "score", "reasons", "degraded", "rulepack_version"}
+    assert set(body) == {
+        "decision_id",
+        "event_id",
+        "kind",
+        "outcome",
+        "score",
+        "reasons",
+        "degraded",
+        "rulepack_version",
+    }
     assert body["event_id"] == event["event_id"]
     assert body["kind"] == kind
     assert body["outcome"] in {"allow", "review", "block"}
@@ -51,13 +60,19 @@ def test_each_kind_returns_a_stored_decision(client, runtime, pipeline_headers, 
 def test_same_request_again_returns_identical_bytes_and_counts_once(client, runtime, pipeline_headers):
     event = factories.order(buyer_id="b-idem", shop_id="s-idem")
     first = client.post("/v1/checks", json=event, headers=pipeline_headers)
-    again = client.post("/v1/checks", data=json.dumps(event, indent=2), headers=pipeline_headers,
-                        content_type="application/json")
+    again = client.post(
+        "/v1/checks",
+        data=json.dumps(event, indent=2),
+        headers=pipeline_headers,
+        content_type="application/json",
+    )
     assert first.status_code == again.status_code == 200
     assert first.data == again.data
     assert _count(runtime, Decision) == 1
     # a second, different order of the same buyer at the same shop sees exactly 2
-    nxt = client.post("/v1/checks", json=factories.order(buyer_id="b-idem", shop_id="s-idem"), headers=pipeline_headers)
+    nxt = client.post(
+        "/v1/checks", json=factories.order(buyer_id="b-idem", shop_id="s-idem"), headers=pipeline_headers
+    )
     detail = client.get(f"/v1/decisions/{nxt.get_json()['decision_id']}", headers=pipeline_headers).get_json()
     assert detail["features"]["velocity.buyer_shop.orders_1h"] == 2
 
@@ -76,7 +91,7 @@ def test_concurrent_duplicates_store_one_decision(app, runtime, pipeline_headers
             r = c.post("/v1/checks", data=payload, headers=pipeline_headers, content_type="application/json")
             assert r.status_code == 200, r.data
             bodies.append(r.data)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=send) for _ in range(8)]
@@ -87,10 +102,15 @@ def test_concurrent_duplicates_store_one_decision(app, runtime, pipeline_headers
     assert not errors
     assert len(set(bodies)) == 1
     assert _count(runtime, Decision) == 1
-    nxt = app.test_client().post("/v1/checks", json=factories.order(buyer_id="b-race", shop_id="s-race"),
-                                 headers=pipeline_headers)
+    nxt = app.test_client().post(
+        "/v1/checks", json=factories.order(buyer_id="b-race", shop_id="s-race"), headers=pipeline_headers
+    )
     assert nxt.status_code == 200
-    detail = app.test_client().get(f"/v1/decisions/{nxt.get_json()['decision_id']}", headers=pipeline_headers).get_json()
+    detail = (
+        app.test_client()
+        .get(f"/v1/decisions/{nxt.get_json()['decision_id']}", headers=pipeline_headers)
+        .get_json()
+    )
     assert detail["features"]["velocity.buyer_shop.orders_1h"] == 2
 
 
@@ -107,21 +127,43 @@ def test_same_event_id_different_body_is_409_and_changes_nothing(client, runtime
 BAD_BODIES = [
     pytest.param(b'{"kind": "order", ', 400, "malformed-json", id="malformed-json"),
     pytest.param(b"[1, 2]", 422, "validation-failed", id="not-an-object"),
-    pytest.param(orjson.dumps({k: v for k, v in factories.order().items() if k != "buyer_id"}), 422,
-                 "validation-failed", id="missing-field"),
-    pytest.param(orjson.dumps({**factories.order(), "is_admin": True}), 422, "validation-failed", id="unknown-field"),
-    pytest.param(orjson.dumps({**factories.order(), "amount": "25.0"}), 422, "validation-failed", id="wrong-type"),
-    pytest.param(orjson.dumps({**factories.review(), "rating": 6}), 422, "validation-failed", id="out-of-range"),
-    pytest.param(orjson.dumps({**factories.order(), "kind": "refund"}), 422, "validation-failed", id="unknown-kind"),
-    pytest.param(orjson.dumps({**factories.order(), "occurred_at": "2026-11-20T10:00:00"}), 422,
-                 "validation-failed", id="naive-time"),
-    pytest.param(orjson.dumps({**factories.order(), "ip": "not-an-ip"}), 422, "validation-failed", id="bad-ip"),
-    pytest.param(orjson.dumps({**factories.order(), "padding": "x" * 1_048_576}), 413, "payload-too-large", id="1MB"),
+    pytest.param(
+        orjson.dumps({k: v for k, v in factories.order().items() if k != "buyer_id"}),
+        422,
+        "validation-failed",
+        id="missing-field",
+    ),
+    pytest.param(
+        orjson.dumps({**factories.order(), "is_admin": True}), 422, "validation-failed", id="unknown-field"
+    ),
+    pytest.param(
+        orjson.dumps({**factories.order(), "amount": "25.0"}), 422, "validation-failed", id="wrong-type"
+    ),
+    pytest.param(
+        orjson.dumps({**factories.review(), "rating": 6}), 422, "validation-failed", id="out-of-range"
+    ),
+    pytest.param(
+        orjson.dumps({**factories.order(), "kind": "refund"}), 422, "validation-failed", id="unknown-kind"
+    ),
+    pytest.param(
+        orjson.dumps({**factories.order(), "occurred_at": "2026-11-20T10:00:00"}),
+        422,
+        "validation-failed",
+        id="naive-time",
+    ),
+    pytest.param(
+        orjson.dumps({**factories.order(), "ip": "not-an-ip"}), 422, "validation-failed", id="bad-ip"
+    ),
+    pytest.param(
+        orjson.dumps({**factories.order(), "padding": "x" * 1_048_576}), 413, "payload-too-large", id="1MB"
+    ),
 ]
 
 
 @pytest.mark.parametrize(("raw", "status", "slug"), BAD_BODIES)
-def test_bad_input_is_problem_json_and_stores_nothing(client, runtime, redis_client, pipeline_headers, raw, status, slug):
+def test_bad_input_is_problem_json_and_stores_nothing(
+    client, runtime, redis_client, pipeline_headers, raw, status, slug
+):
     r = client.post("/v1/checks", data=raw, headers=pipeline_headers, content_type="application/json")
     assert r.status_code == status, r.data
     assert r.mimetype == "application/problem+json"
@@ -150,14 +192,20 @@ def test_nested_field_is_named_with_its_path(client, pipeline_headers):
 
 
 def test_wrong_content_type_is_415(client, runtime, redis_client, pipeline_headers):
-    r = client.post("/v1/checks", data=orjson.dumps(factories.order()), headers=pipeline_headers,
-                    content_type="text/plain")
+    r = client.post(
+        "/v1/checks",
+        data=orjson.dumps(factories.order()),
+        headers=pipeline_headers,
+        content_type="text/plain",
+    )
     assert r.status_code == 415
     assert r.mimetype == "application/problem+json"
     _assert_nothing_stored(runtime, redis_client)
 
 
-@pytest.mark.parametrize("header", [None, "Bearer nope", "Bearer rk_000000000000_wrong", "Basic abc", "Bearer "])
+@pytest.mark.parametrize(
+    "header", [None, "Bearer nope", "Bearer rk_000000000000_wrong", "Basic abc", "Bearer "]
+)
 def test_missing_or_wrong_key_is_401(client, runtime, redis_client, header):
     headers = {"Authorization": header} if header is not None else {}
     r = client.post("/v1/checks", json=factories.order(), headers=headers)
@@ -196,7 +244,9 @@ def test_unknown_decision_is_404(client, pipeline_headers):
     assert (r.status_code, r.mimetype) == (404, "application/problem+json")
 
 
-def test_server_error_is_problem_json_and_nothing_half_stored(app, client, runtime, pipeline_headers, monkeypatch):
+def test_server_error_is_problem_json_and_nothing_half_stored(
+    app, client, runtime, pipeline_headers, monkeypatch
+):
     def explode(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
@@ -210,14 +260,18 @@ def test_server_error_is_problem_json_and_nothing_half_stored(app, client, runti
 
 def test_no_raw_identifiers_in_database_or_redis(client, runtime, redis_client, pipeline_headers):
     secrets_ = {"device-zzz-999", "203.0.113.201", "cardfp-SECRET01", "addrhash-SECRET02"}
-    event = factories.order(device_id="device-zzz-999", ip="203.0.113.201",
-                            payment={"method": "card", "fingerprint": "cardfp-SECRET01"},
-                            shipping_address_hash="addrhash-SECRET02")
+    event = factories.order(
+        device_id="device-zzz-999",
+        ip="203.0.113.201",
+        payment={"method": "card", "fingerprint": "cardfp-SECRET01"},
+        shipping_address_hash="addrhash-SECRET02",
+    )
     assert client.post("/v1/checks", json=event, headers=pipeline_headers).status_code == 200
     with runtime.engine.connect() as conn:
         dump = "\n".join(
-            str(row) for table in ("events", "decisions", "decision_hits", "api_keys")
-            for row in conn.execute(text(f"SELECT * FROM {table}"))  # noqa: S608 - fixed names
+            str(row)
+            for table in ("events", "decisions", "decision_hits", "api_keys")
+            for row in conn.execute(text(f"SELECT * FROM {table}"))
         )
     redis_dump = b"\n".join(
         k + b" " + b" ".join(redis_client.zrange(k, 0, -1) if redis_client.type(k) == b"zset" else [])
@@ -231,7 +285,9 @@ def test_no_raw_identifiers_in_database_or_redis(client, runtime, redis_client, 
 
 def test_hits_are_recorded_as_rows(client, runtime, pipeline_headers):
     for _ in range(3):
-        r = client.post("/v1/checks", json=factories.order(buyer_id="b-hits", shop_id="s-hits"), headers=pipeline_headers)
+        r = client.post(
+            "/v1/checks", json=factories.order(buyer_id="b-hits", shop_id="s-hits"), headers=pipeline_headers
+        )
     assert r.get_json()["outcome"] in {"review", "block"}
     assert r.get_json()["reasons"]
     with runtime.sessions() as s:
@@ -240,6 +296,9 @@ def test_hits_are_recorded_as_rows(client, runtime, pipeline_headers):
 
 
 def test_request_id_is_echoed_or_made(client):
-    assert client.get("/healthz", headers={"X-Request-ID": "abc12345-req"}).headers["X-Request-ID"] == "abc12345-req"
+    assert (
+        client.get("/healthz", headers={"X-Request-ID": "abc12345-req"}).headers["X-Request-ID"]
+        == "abc12345-req"
+    )
     made = client.get("/healthz", headers={"X-Request-ID": "<script>"}).headers["X-Request-ID"]
     assert made != "<script>" and len(made) == 32

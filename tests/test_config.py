@@ -22,19 +22,33 @@ def test_defaults_are_usable_in_development():
 
 
 def test_environment_overrides_defaults():
-    s = Settings.from_env({"RISKCTL_PORT": "9001", "RISKCTL_VELOCITY_WINDOWS": "5m,1h",
-                           "RISKCTL_DEGRADED_FALLBACK": "order=review", "RISKCTL_DEMO_DATA": "false"})
-    assert (s.port, s.velocity_windows, s.degraded_fallback, s.demo_data) == (9001, ("5m", "1h"), {"order": "review"}, False)
+    s = Settings.from_env(
+        {
+            "RISKCTL_PORT": "9001",
+            "RISKCTL_VELOCITY_WINDOWS": "5m,1h",
+            "RISKCTL_DEGRADED_FALLBACK": "order=review",
+            "RISKCTL_DEMO_DATA": "false",
+        }
+    )
+    assert (s.port, s.velocity_windows, s.degraded_fallback, s.demo_data) == (
+        9001,
+        ("5m", "1h"),
+        {"order": "review"},
+        False,
+    )
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"RISKCTL_PORT": "eighty"}, "RISKCTL_PORT"),
-    ({"RISKCTL_VELOCITY_WINDOWS": "10 minutes"}, "RISKCTL_VELOCITY_WINDOWS"),
-    ({"RISKCTL_DEGRADED_FALLBACK": "order=maybe"}, "RISKCTL_DEGRADED_FALLBACK"),
-    ({"RISKCTL_DEGRADED_FALLBACK": "refund=allow"}, "RISKCTL_DEGRADED_FALLBACK"),
-    ({"RISKCTL_ENV": "staging"}, "RISKCTL_ENV"),
-    ({"RISKCTL_MAX_BODY_BYTES": "10"}, "RISKCTL_MAX_BODY_BYTES"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"RISKCTL_PORT": "eighty"}, "RISKCTL_PORT"),
+        ({"RISKCTL_VELOCITY_WINDOWS": "10 minutes"}, "RISKCTL_VELOCITY_WINDOWS"),
+        ({"RISKCTL_DEGRADED_FALLBACK": "order=maybe"}, "RISKCTL_DEGRADED_FALLBACK"),
+        ({"RISKCTL_DEGRADED_FALLBACK": "refund=allow"}, "RISKCTL_DEGRADED_FALLBACK"),
+        ({"RISKCTL_ENV": "staging"}, "RISKCTL_ENV"),
+        ({"RISKCTL_MAX_BODY_BYTES": "10"}, "RISKCTL_MAX_BODY_BYTES"),
+    ],
+)
 def test_bad_values_are_refused_with_the_variable_named(env, message):
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)

@@ -9,8 +9,13 @@ from riskctl.decisions import Mode, Outcome, Signal, SignalStatus, Source, Thres
 T = Thresholds(review=50, block=80)
 
 
-def hit(code: str, score: float = 0, forced: Outcome | None = None, source: Source = Source.RULE,
-        mode: Mode = Mode.LIVE) -> Signal:
+def hit(
+    code: str,
+    score: float = 0,
+    forced: Outcome | None = None,
+    source: Source = Source.RULE,
+    mode: Mode = Mode.LIVE,
+) -> Signal:
     return Signal(source, code, SignalStatus.HIT, code, score, forced, mode)
 
 
@@ -32,12 +37,29 @@ CASES = [
     ("score capped at 100", [hit("a", 70), hit("b", 70)], Outcome.BLOCK, 100),
     ("shadow hits never count", [hit("a", 90, mode=Mode.SHADOW)], Outcome.ALLOW, 0),
     ("forced review beats low score", [hit("a", forced=Outcome.REVIEW)], Outcome.REVIEW, 0),
-    ("forced block beats forced review", [hit("a", forced=Outcome.REVIEW), hit("b", forced=Outcome.BLOCK)], Outcome.BLOCK, 0),
+    (
+        "forced block beats forced review",
+        [hit("a", forced=Outcome.REVIEW), hit("b", forced=Outcome.BLOCK)],
+        Outcome.BLOCK,
+        0,
+    ),
     ("forced review caps a high score", [hit("a", 95), hit("b", forced=Outcome.REVIEW)], Outcome.REVIEW, 95),
     ("shadow forced block ignored", [hit("a", forced=Outcome.BLOCK, mode=Mode.SHADOW)], Outcome.ALLOW, 0),
-    ("allow list short-circuits", [hit("a", 95), hit("al", forced=Outcome.ALLOW, source=Source.LIST)], Outcome.ALLOW, 0),
-    ("block list beats allow list", [hit("al", forced=Outcome.ALLOW, source=Source.LIST),
-                                     hit("bl", forced=Outcome.BLOCK, source=Source.LIST)], Outcome.BLOCK, 0),
+    (
+        "allow list short-circuits",
+        [hit("a", 95), hit("al", forced=Outcome.ALLOW, source=Source.LIST)],
+        Outcome.ALLOW,
+        0,
+    ),
+    (
+        "block list beats allow list",
+        [
+            hit("al", forced=Outcome.ALLOW, source=Source.LIST),
+            hit("bl", forced=Outcome.BLOCK, source=Source.LIST),
+        ],
+        Outcome.BLOCK,
+        0,
+    ),
     ("negative scores lower the total", [hit("a", 60), hit("good", -20)], Outcome.ALLOW, 40),
 ]
 
@@ -50,7 +72,9 @@ def test_decide_table(name, signals, outcome, score):
 
 
 def test_reasons_are_live_hits_largest_contribution_first():
-    verdict = decide([hit("small", 10), miss("m"), hit("big", 45), hit("mid", 20), hit("sh", 99, mode=Mode.SHADOW)], T)
+    verdict = decide(
+        [hit("small", 10), miss("m"), hit("big", 45), hit("mid", 20), hit("sh", 99, mode=Mode.SHADOW)], T
+    )
     assert [r.code for r in verdict.reasons] == ["big", "mid", "small"]
 
 

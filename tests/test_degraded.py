@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -21,24 +22,35 @@ def own_redis(tmp_path):
     server = EmbeddedRedis(tmp_path / "own-redis").start()
     yield server
     if server.pid:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(server.pid, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
     server.stop()
 
 
 def _app(tmp_path, redis_url, **over):
-    settings = Settings(env="testing", instance_path=str(tmp_path / "inst"), redis_url=redis_url,
-                        database_url=fresh_database_url(tmp_path), **over)
+    settings = Settings(
+        env="testing",
+        instance_path=str(tmp_path / "inst"),
+        redis_url=redis_url,
+        database_url=fresh_database_url(tmp_path),
+        **over,
+    )
     app = create_app(settings)
     upgrade(app.extensions["riskctl"].engine)
     return app
 
 
 def test_redis_unreachable_gives_degraded_answer_with_fallback(tmp_path):
-    app = _app(tmp_path, "redis://127.0.0.1:1/0",
-               degraded_fallback={"order": "allow", "review": "allow", "coupon_redemption": "review", "listing": "allow"})
+    app = _app(
+        tmp_path,
+        "redis://127.0.0.1:1/0",
+        degraded_fallback={
+            "order": "allow",
+            "review": "allow",
+            "coupon_redemption": "review",
+            "listing": "allow",
+        },
+    )
     try:
         headers = {"Authorization": f"Bearer {make_key(app, 'pipeline')}"}
         client = app.test_client()
@@ -63,7 +75,9 @@ def test_redis_stopped_frozen_and_back(tmp_path, own_redis):
     try:
         headers = {"Authorization": f"Bearer {make_key(app, 'pipeline')}"}
         client = app.test_client()
-        assert client.post("/v1/checks", json=factories.order(), headers=headers).get_json()["degraded"] is False
+        assert (
+            client.post("/v1/checks", json=factories.order(), headers=headers).get_json()["degraded"] is False
+        )
 
         os.kill(own_redis.pid, signal.SIGSTOP)  # frozen: connections hang, replies never come
         started = time.monotonic()

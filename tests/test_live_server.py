@@ -25,10 +25,14 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _post(server: LiveServer, key: str, event: dict) -> tuple[int, dict]:
-    req = urllib.request.Request(f"{server.url}/v1/checks", data=json.dumps(event).encode(), method="POST",
-                                 headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"{server.url}/v1/checks",
+        data=json.dumps(event).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
     try:
-        with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - loopback
+        with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
@@ -47,9 +51,12 @@ def test_metrics_add_up_across_workers(server):
         status, _body = _post(server, key, factories.listing())
         assert status == 200
     req = urllib.request.Request(f"{server.url}/metrics", headers={"Authorization": f"Bearer {metrics_key}"})
-    with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310
+    with urllib.request.urlopen(req, timeout=10) as r:
         text = r.read().decode()
-    total = sum(float(v) for v in re.findall(r'^riskctl_decisions_total\{[^}]*kind="listing"[^}]*\} (\S+)$', text, re.M))
+    total = sum(
+        float(v)
+        for v in re.findall(r'^riskctl_decisions_total\{[^}]*kind="listing"[^}]*\} (\S+)$', text, re.M)
+    )
     assert total == n
     pids = set(re.findall(r'^riskctl_check_duration_seconds_count\{kind="listing"\} (\S+)$', text, re.M))
     assert pids  # histogram present after aggregation
@@ -68,10 +75,25 @@ def test_schemathesis_finds_no_failure(server, tmp_path):
     key = server.cli("keys", "create", "--scope", "pipeline", "--scope", "metrics").strip()
     st = Path(sys.executable).parent / "schemathesis"
     result = subprocess.run(
-        [str(st), "run", f"{server.url}/openapi.json", "--checks", "all",
-         "-H", f"Authorization: Bearer {key}", "--max-examples", "60",
-         "--generation-deterministic", "--suppress-health-check", "all",
-         "--report-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        [
+            str(st),
+            "run",
+            f"{server.url}/openapi.json",
+            "--checks",
+            "all",
+            "-H",
+            f"Authorization: Bearer {key}",
+            "--max-examples",
+            "60",
+            "--generation-deterministic",
+            "--suppress-health-check",
+            "all",
+            "--report-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

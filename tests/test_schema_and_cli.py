@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from click.testing import CliRunner
@@ -40,7 +39,11 @@ def test_openapi_lists_every_route_with_errors_and_security(app, client):
     for status in ("401", "409", "413", "415", "422"):
         assert status in check["responses"]
     assert set(spec["components"]["schemas"]["Event"]["discriminator"]["mapping"]) == {
-        "order", "review", "coupon_redemption", "listing"}
+        "order",
+        "review",
+        "coupon_redemption",
+        "listing",
+    }
 
 
 def test_health_and_readiness(client):

@@ -106,8 +106,12 @@ def test_exactly_one_round_trip_per_check(velocity, monkeypatch):
 
 
 def test_keys_and_members_are_keyed_hashes(velocity, redis_client):
-    observe(velocity, factories.coupon(account_id="acct-RAW", device_id="device-RAW-1", ip="192.0.2.77",
-                                       referrer_id="ref-RAW"))
+    observe(
+        velocity,
+        factories.coupon(
+            account_id="acct-RAW", device_id="device-RAW-1", ip="192.0.2.77", referrer_id="ref-RAW"
+        ),
+    )
     blob = b" ".join(redis_client.keys("*"))
     for key in redis_client.keys("rk:v:*"):
         if redis_client.type(key) == b"zset":

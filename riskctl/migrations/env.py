@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from riskctl.db import make_engine
 from riskctl.models import Base
 
