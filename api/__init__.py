@@ -10,7 +10,7 @@ from riskctl.config import Settings
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
-    from api import checks, health, openapi, problems
+    from api import checks, health, lists, openapi, problems
     from api.observability import configure_logging
     from api.observability import init_app as init_observability
     from api.runtime import build_runtime
@@ -33,6 +33,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     problems.init_app(app)
     init_observability(app)
     app.register_blueprint(checks.bp)
+    app.register_blueprint(lists.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
     return app

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
@@ -106,6 +107,98 @@ def keys_revoke(prefix: str) -> None:
     if not revoked:
         raise click.ClickException(f"no active key with prefix {prefix}")
     click.echo(f"revoked {prefix}", err=True)
+
+
+# -- lists -------------------------------------------------------------------------------
+@main.group("lists")
+def lists_group() -> None:
+    """Allow and block lists (the database is the record; Redis serves checks)."""
+
+
+@contextmanager
+def _list_store() -> Iterator[Any]:
+    import redis as redis_lib
+
+    from riskctl.lists import ListStore
+    from riskctl.pseudonym import Pseudonymizer
+    from riskctl.redisconn import EmbeddedRedis, make_client
+
+    settings = _settings()
+    embedded = None
+    url = settings.redis_url
+    if not url:
+        embedded = EmbeddedRedis(settings.instance / "redis").start()
+        url = embedded.url
+    client = make_client(url, connect_timeout_ms=2000, socket_timeout_ms=5000)
+    try:
+        with _database(settings) as (_, sessions):
+            yield ListStore(sessions, client, Pseudonymizer(settings.effective_pseudonym_key))
+    except redis_lib.RedisError as exc:
+        raise click.ClickException(f"redis: {exc}") from None
+    finally:
+        client.close()
+        if embedded is not None:
+            embedded.stop()
+
+
+@lists_group.command("add")
+@click.option("--list", "list_name", type=click.Choice(["allow", "block"]), required=True)
+@click.option(
+    "--type",
+    "entity_type",
+    required=True,
+    type=click.Choice(["account", "shop", "device", "ip", "payment", "address", "brand"]),
+)
+@click.option(
+    "--value", required=True, help="the raw value; devices, IPs, cards and addresses are stored hashed"
+)
+@click.option("--reason", required=True)
+@click.option("--days", type=int, default=None, help="expire after this many days")
+def lists_add(list_name: str, entity_type: str, value: str, reason: str, days: int | None) -> None:
+    """Put an entity on a list."""
+    from datetime import UTC, datetime, timedelta
+
+    from riskctl.errors import RiskctlError
+
+    expires = datetime.now(UTC) + timedelta(days=days) if days else None
+    with _list_store() as store:
+        try:
+            entry = store.add(list_name, entity_type, value, reason=reason, actor="cli", expires_at=expires)
+        except RiskctlError as exc:
+            raise click.ClickException(exc.detail) from None
+    click.echo(entry.id)
+
+
+@lists_group.command("remove")
+@click.argument("entry_id", type=int)
+def lists_remove(entry_id: int) -> None:
+    """Take an entry off its list."""
+    from riskctl.errors import RiskctlError
+
+    with _list_store() as store:
+        try:
+            store.remove(entry_id)
+        except RiskctlError as exc:
+            raise click.ClickException(exc.detail) from None
+
+
+@lists_group.command("show")
+@click.option("--list", "list_name", type=click.Choice(["allow", "block"]), default=None)
+def lists_show(list_name: str | None) -> None:
+    """Print entries (id, list, type, label, expiry, reason)."""
+    with _list_store() as store:
+        rows, _ = store.entries(list_name, None, limit=10_000)
+    for r in rows:
+        expiry = f"{r.expires_at:%Y-%m-%d}" if r.expires_at else "never"
+        click.echo(f"{r.id}\t{r.list_name}\t{r.entity_type}\t{r.label}\t{expiry}\t{r.reason}")
+
+
+@lists_group.command("sync")
+def lists_sync() -> None:
+    """Rebuild the Redis copy of every list from the database."""
+    with _list_store() as store:
+        n = store.sync()
+    click.echo(f"{n} entries synced to redis", err=True)
 
 
 # -- demo ----------------------------------------------------------------------------------

@@ -92,6 +92,25 @@ def build_spec() -> dict[str, Any]:
             },
         },
     }
+    from api.lists import ListEntryIn
+
+    entry_in = ListEntryIn.model_json_schema(ref_template="#/components/schemas/{model}")
+    components["ListEntryIn"] = entry_in
+    components["ListEntry"] = {
+        "type": "object",
+        "required": ["id", "list", "entity_type", "label", "reason", "created_at"],
+        "properties": {
+            "id": {"type": "integer"},
+            "list": {"type": "string", "enum": ["allow", "block"]},
+            "entity_type": entry_in["properties"]["entity_type"],
+            "label": {"type": "string"},
+            "reason": {"type": "string"},
+            "source": {"type": "string"},
+            "created_by": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "expires_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    }
     problem_response = {
         "description": "An RFC 9457 problem",
         "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
@@ -154,6 +173,88 @@ def build_spec() -> dict[str, Any]:
                         },
                         **_errors(401, 403, 404, 500),
                     },
+                }
+            },
+            "/v1/lists": {
+                "get": {
+                    "operationId": "listEntries",
+                    "summary": "Allow/block list entries (analyst or admin)",
+                    "security": secured,
+                    "parameters": [
+                        {
+                            "name": "list",
+                            "in": "query",
+                            "schema": {"type": "string", "enum": ["allow", "block"]},
+                        },
+                        {
+                            "name": "entity_type",
+                            "in": "query",
+                            "schema": entry_in["properties"]["entity_type"],
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                        },
+                        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "A page of entries",
+                            "content": {
+                                "application/json": {
+                                    "schema": {
+                                        "type": "object",
+                                        "properties": {
+                                            "items": {
+                                                "type": "array",
+                                                "items": {"$ref": "#/components/schemas/ListEntry"},
+                                            },
+                                            "total": {"type": "integer"},
+                                        },
+                                    }
+                                }
+                            },
+                        },
+                        **_errors(400, 401, 403, 422),
+                    },
+                },
+                "post": {
+                    "operationId": "addListEntry",
+                    "summary": "Put an entity on a list (values of devices, IPs, cards, addresses are stored hashed)",
+                    "security": secured,
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/ListEntryIn"}}
+                        },
+                    },
+                    "responses": {
+                        "201": {
+                            "description": "The entry",
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/ListEntry"}}
+                            },
+                            "links": {
+                                "RemoveEntry": {
+                                    "operationId": "removeListEntry",
+                                    "parameters": {"entry_id": "$response.body#/id"},
+                                }
+                            },
+                        },
+                        **_errors(400, 401, 403, 409, 413, 415, 422),
+                    },
+                },
+            },
+            "/v1/lists/{entry_id}": {
+                "delete": {
+                    "operationId": "removeListEntry",
+                    "summary": "Take an entry off its list",
+                    "security": secured,
+                    "parameters": [
+                        {"name": "entry_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+                    ],
+                    "responses": {"204": {"description": "Removed"}, **_errors(401, 403, 404)},
                 }
             },
             "/healthz": {

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import redis
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from riskctl.apikeys import KeyVerifier
@@ -17,6 +18,8 @@ from riskctl.config import Settings
 from riskctl.db import make_engine, make_sessionmaker
 from riskctl.extraction import STATIC_SCHEMA
 from riskctl.features import FeatureSchema
+from riskctl.lists import ListStore
+from riskctl.lists import schema as list_schema
 from riskctl.policy import PolicyHolder
 from riskctl.pseudonym import Pseudonymizer
 from riskctl.redisconn import EmbeddedRedis, make_client
@@ -33,6 +36,7 @@ class Runtime:
     redis: redis.Redis
     pseudonymizer: Pseudonymizer
     velocity: Velocity
+    lists: ListStore
     policy: PolicyHolder
     checks: CheckService
     keys: KeyVerifier
@@ -72,11 +76,19 @@ def build_runtime(settings: Settings) -> Runtime:
         # Not fatal: checks run degraded until Redis is back, and the script loads then.
         log.warning("redis unavailable at start-up: %s", exc)
 
-    schema = FeatureSchema([*STATIC_SCHEMA, *velocity.schema()])
+    lists = ListStore(sessions, client, pseudo)
+    try:
+        lists.sync_if_needed()
+    except (redis.RedisError, SQLAlchemyError) as exc:
+        # Redis down or the schema not migrated yet: checks still run (degraded), and
+        # the next start or `riskctl lists sync` brings Redis up to date.
+        log.warning("list sync skipped: %s", exc)
+    schema = FeatureSchema([*STATIC_SCHEMA, *velocity.schema(), *list_schema()])
     policy = PolicyHolder(BuiltinPolicy(), schema)
     checks = CheckService(
         sessions,
         velocity,
+        lists,
         policy,
         pseudo,
         detectors=NoDetectors,
@@ -84,4 +96,6 @@ def build_runtime(settings: Settings) -> Runtime:
         deadline_ms=settings.check_deadline_ms,
     )
     keys = KeyVerifier(sessions, cache_seconds=settings.api_key_cache_s)
-    return Runtime(settings, engine, sessions, client, pseudo, velocity, policy, checks, keys, embedded)
+    return Runtime(
+        settings, engine, sessions, client, pseudo, velocity, lists, policy, checks, keys, embedded
+    )

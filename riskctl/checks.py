@@ -28,6 +28,7 @@ from riskctl.events import (
 )
 from riskctl.extraction import static_features
 from riskctl.ids import new_id
+from riskctl.lists import ListStore
 from riskctl.models import Decision, DecisionHit, EventRecord, utcnow
 from riskctl.policy import PolicyHolder
 from riskctl.pseudonym import Pseudonymizer
@@ -108,7 +109,8 @@ class CheckService:
     def __init__(
         self,
         sessions: sessionmaker[Session],
-        velocity: Velocity | None,
+        velocity: Velocity,
+        lists: ListStore,
         policy: PolicyHolder,
         pseudonymizer: Pseudonymizer,
         *,
@@ -120,6 +122,7 @@ class CheckService:
         self.sessions = sessions
         self.engine: Engine = sessions.kw["bind"]
         self.velocity = velocity
+        self.lists = lists
         self.policy = policy
         self.pseudo = pseudonymizer
         self.detectors = detectors
@@ -145,7 +148,7 @@ class CheckService:
         detectors = self.detectors()
         det_signals, det_features = detectors.score(kind, features)
         features.update(det_features)
-        signals = [*policy.evaluate(kind, features), *det_signals]
+        signals = [*self.lists.signals(features), *policy.evaluate(kind, features), *det_signals]
         verdict = decide(signals, policy.thresholds(kind))
         if degraded:
             verdict = self._with_fallback(kind, verdict)
@@ -201,20 +204,25 @@ class CheckService:
         return CheckResult(row.response_body.encode(), row.id, row.outcome, row.kind, True, row.degraded)
 
     def _features(self, event: BaseEvent) -> tuple[dict[str, Any], bool]:
+        """Static features, then velocity and list memberships in one Redis round trip."""
         features = static_features(event)
         kind: str = event.kind  # type: ignore[attr-defined]
-        if self.velocity is None:
-            return features, False
-        if not self.breaker.allow():
+        lookups = self.lists.lookups(event)
+        result = None
+        if self.breaker.allow():
+            result = self.velocity.observe(event, [(lk.key, lk.token) for lk in lookups])
+            if result.available:
+                self.breaker.success()
+            else:
+                self.breaker.failure()
+                result = None
+        if result is None:
             features.update(self.velocity.unavailable(kind))
+            features.update(self.lists.features(lookups, None))
             return features, True
-        result = self.velocity.observe(event)
         features.update(result.features)
-        if result.available:
-            self.breaker.success()
-            return features, False
-        self.breaker.failure()
-        return features, True
+        features.update(self.lists.features(lookups, result.found))
+        return features, False
 
     def _with_fallback(self, kind: str, verdict: Verdict) -> Verdict:
         floor = self.fallback.get(kind, Outcome.ALLOW)

@@ -195,7 +195,7 @@ def parse_event(raw: bytes | str) -> BaseEvent:
                 "the body must be a JSON object",
                 errors=[{"field": "", "message": "expected an object", "type": "object_type"}],
             ) from None
-        raise ValidationFailed(_summary(exc), errors=_errors(exc)) from None
+        raise ValidationFailed(_summary(exc), errors=validation_errors(exc)) from None
 
 
 def canonical_json(event: BaseEvent) -> bytes:
@@ -211,7 +211,8 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join(parts)
 
 
-def _errors(exc: ValidationError) -> list[dict[str, str]]:
+def validation_errors(exc: ValidationError) -> list[dict[str, str]]:
+    """Pydantic errors as ``{field, message, type}``, fields as dotted paths."""
     out = []
     for err in exc.errors(include_url=False, include_input=False):
         message = err["msg"]
@@ -227,7 +228,7 @@ def _errors(exc: ValidationError) -> list[dict[str, str]]:
 
 
 def _summary(exc: ValidationError) -> str:
-    errs = _errors(exc)
+    errs = validation_errors(exc)
     head = "; ".join(f"{e['field'] or '(body)'}: {e['message']}" for e in errs[:5])
     more = f" (and {len(errs) - 5} more)" if len(errs) > 5 else ""
     return head + more

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -148,3 +149,27 @@ class DecisionHit(Base):
     decision: Mapped[Decision] = relationship(back_populates="hits")
 
     __table_args__ = (Index("ix_decision_hits_code_created_at", "code", "created_at"),)
+
+
+class ListEntry(Base):
+    """One allow- or block-list entry. The database is the record; Redis serves lookups."""
+
+    __tablename__ = "list_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    list_name: Mapped[str] = mapped_column(String(16))
+    entity_type: Mapped[str] = mapped_column(String(16))
+    token: Mapped[str] = mapped_column(String(64))
+    # Shown to people: the raw value for accounts, shops and brands; a masked hint for
+    # devices, IPs, cards and addresses, which are never stored raw.
+    label: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(500))
+    source: Mapped[str] = mapped_column(String(32), default="manual")
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (
+        UniqueConstraint("list_name", "entity_type", "token"),
+        Index("ix_list_entries_list_name_entity_type", "list_name", "entity_type"),
+    )

@@ -341,20 +341,24 @@ def values(event: BaseEvent) -> dict[str, float]:
     return {}
 
 
-# KEYS[1] dedupe key, KEYS[2..] one per metric. ARGV: now_ms, dedupe_ttl_ms, event token,
-# nwin, windows_ms..., then per metric: op ('c'|'d'|'s'), arg (apply flag | member | value).
+# KEYS[1] dedupe key, KEYS[2..1+nmetrics] one per metric, then one per lookup.
+# ARGV: now_ms, dedupe_ttl_ms, event token, nwin, windows_ms..., nmetrics, then per metric:
+# op ('c'|'d'|'s') and arg (apply flag | member | value), then one member per lookup.
 _LUA = """
 local now = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now_wall = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local token = ARGV[3]
 local nwin = tonumber(ARGV[4])
 local wins = {}
 for i = 1, nwin do wins[i] = tonumber(ARGV[4 + i]) end
 local maxw = wins[nwin]
+local nmetrics = tonumber(ARGV[5 + nwin])
 local fresh = redis.call('SET', KEYS[1], '1', 'NX', 'PX', ttl)
 local out = {fresh and 1 or 0}
-local a = 5 + nwin
-for k = 2, #KEYS do
+local a = 6 + nwin
+for k = 2, 1 + nmetrics do
   local key = KEYS[k]
   local op = ARGV[a]
   local arg = ARGV[a + 1]
@@ -396,6 +400,12 @@ for k = 2, #KEYS do
     for i = 1, nwin do out[#out + 1] = tostring(totals[i]) end
   end
 end
+-- lookups: list memberships (sorted sets scored by expiry time in ms) read in the same trip
+for k = 2 + nmetrics, #KEYS do
+  local score = redis.call('ZSCORE', KEYS[k], ARGV[a])
+  a = a + 1
+  if score and tonumber(score) >= now_wall then out[#out + 1] = 1 else out[#out + 1] = 0 end
+end
 return out
 """
 
@@ -406,6 +416,7 @@ class VelocityResult:
     available: bool
     fresh: bool  # False when this event had been counted before (a retry)
     error: str | None = None
+    found: tuple[bool, ...] = ()  # one per lookup, in order
 
 
 class Velocity:
@@ -451,14 +462,22 @@ class Velocity:
     def unavailable(self, kind: str) -> dict[str, Any]:
         return {m.feature(w): None for m in self.metrics_by_kind.get(kind, ()) for w in self.window_names}
 
-    def observe(self, event: BaseEvent) -> VelocityResult:
-        """Apply ``event`` (once) and return every velocity feature of its kind."""
-        metrics = self.metrics_by_kind.get(event.kind, ())  # type: ignore[attr-defined]
+    def observe(self, event: BaseEvent, lookups: Sequence[tuple[bytes, str]] = ()) -> VelocityResult:
+        """Apply ``event`` (once) and return every velocity feature of its kind.
+
+        ``lookups`` are (sorted-set key, member) pairs read in the same round trip: list
+        memberships, whose members are scored by their expiry time.
+        """
+        kind: str = event.kind  # type: ignore[attr-defined]
+        metrics = self.metrics_by_kind.get(kind, ())
         keys, args = self._plan(event, metrics)
+        for key, member in lookups:
+            keys.append(key)
+            args.append(member)
         try:
             raw = self._script(keys=keys, args=args)
         except (redis.RedisError, OSError) as exc:
-            return VelocityResult(self.unavailable(event.kind), False, False, type(exc).__name__)  # type: ignore[attr-defined]
+            return VelocityResult(self.unavailable(kind), False, False, type(exc).__name__)
         features: dict[str, Any] = {}
         i = 1
         for metric in metrics:
@@ -469,7 +488,7 @@ class Velocity:
                     features[metric.feature(window)] = round(float(value), 6)
                 else:
                     features[metric.feature(window)] = int(value)
-        return VelocityResult(features, True, bool(raw[0]))
+        return VelocityResult(features, True, bool(raw[0]), found=tuple(bool(x) for x in raw[i:]))
 
     def _plan(self, event: BaseEvent, metrics: Sequence[Metric]) -> tuple[list[bytes], list[Any]]:
         token = self.pseudo.token
@@ -485,6 +504,7 @@ class Velocity:
             self.window_ms[-1] + 3_600_000,
             event_token,
             *self._window_args,
+            len(metrics),
         ]
         for metric in metrics:
             ent = ent_tokens.get(metric.entity)

@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from api import create_app
 from riskctl.apikeys import create_key
 from riskctl.config import Settings
+from riskctl.db import make_engine
 from riskctl.migrate import upgrade
 from riskctl.redisconn import EmbeddedRedis
 
@@ -75,10 +76,16 @@ def settings(tmp_path: Path, redis_url: str) -> Settings:
     )
 
 
+def migrated(settings: Settings) -> Settings:
+    engine = make_engine(settings.effective_database_url)
+    upgrade(engine)
+    engine.dispose()
+    return settings
+
+
 @pytest.fixture
 def app(settings: Settings) -> Iterator[Flask]:
-    app = create_app(settings)
-    upgrade(app.extensions["riskctl"].engine)
+    app = create_app(migrated(settings))
     yield app
     app.extensions["riskctl"].close()
 

@@ -11,10 +11,9 @@ import pytest
 
 from api import create_app
 from riskctl.config import Settings
-from riskctl.migrate import upgrade
 from riskctl.redisconn import EmbeddedRedis
 from tests import factories
-from tests.conftest import fresh_database_url, make_key
+from tests.conftest import fresh_database_url, make_key, migrated
 
 
 @pytest.fixture
@@ -35,9 +34,7 @@ def _app(tmp_path, redis_url, **over):
         database_url=fresh_database_url(tmp_path),
         **over,
     )
-    app = create_app(settings)
-    upgrade(app.extensions["riskctl"].engine)
-    return app
+    return create_app(migrated(settings))
 
 
 def test_redis_unreachable_gives_degraded_answer_with_fallback(tmp_path):
