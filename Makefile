@@ -24,6 +24,7 @@ system-deps:
 	@bash .ci/system-deps
 
 test: $(STAMP) system-deps
+	$(BIN)/riskctl rules check rules
 	$(BIN)/python -m pytest
 
 # The whole suite again, on PostgreSQL (Debian's, started on loopback for the run).

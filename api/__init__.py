@@ -30,6 +30,10 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     runtime = build_runtime(settings)
     app.extensions["riskctl"] = runtime
 
+    @app.before_request
+    def _rules_fresh() -> None:
+        runtime.policy.maybe_reload()
+
     problems.init_app(app)
     init_observability(app)
     app.register_blueprint(checks.bp)

@@ -109,6 +109,38 @@ def keys_revoke(prefix: str) -> None:
     click.echo(f"revoked {prefix}", err=True)
 
 
+# -- rules -------------------------------------------------------------------------------
+@main.group()
+def rules() -> None:
+    """Rule packs: lint, backtest."""
+
+
+def _feature_schema(settings: Settings) -> Any:
+    from riskctl.extraction import STATIC_SCHEMA
+    from riskctl.features import FeatureSchema
+    from riskctl.lists import schema as list_schema
+    from riskctl.velocity import velocity_schema
+
+    return FeatureSchema([*STATIC_SCHEMA, *velocity_schema(settings.velocity_windows), *list_schema()])
+
+
+@rules.command("check")
+@click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
+def rules_check(path: Path | None) -> None:
+    """Lint a rule pack (default: RISKCTL_RULES_PATH); exit 1 on any problem."""
+    from riskctl.rulepack import check_pack, load_pack
+
+    settings = _settings()
+    path = path or Path(settings.rules_path)
+    problems = check_pack(path, _feature_schema(settings))
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    if problems:
+        raise SystemExit(1)
+    pack = load_pack(path, _feature_schema(settings))
+    click.echo(f"{path}: ok, version {pack.version}", err=True)
+
+
 # -- lists -------------------------------------------------------------------------------
 @main.group("lists")
 def lists_group() -> None:

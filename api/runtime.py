@@ -12,7 +12,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from riskctl.apikeys import KeyVerifier
-from riskctl.builtin_policy import BuiltinPolicy
 from riskctl.checks import CheckService, NoDetectors
 from riskctl.config import Settings
 from riskctl.db import make_engine, make_sessionmaker
@@ -84,7 +83,7 @@ def build_runtime(settings: Settings) -> Runtime:
         # the next start or `riskctl lists sync` brings Redis up to date.
         log.warning("list sync skipped: %s", exc)
     schema = FeatureSchema([*STATIC_SCHEMA, *velocity.schema(), *list_schema()])
-    policy = PolicyHolder(BuiltinPolicy(), schema)
+    policy = PolicyHolder(Path(settings.rules_path), schema)
     checks = CheckService(
         sessions,
         velocity,

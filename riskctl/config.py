@@ -78,7 +78,7 @@ class Settings:
     redis_socket_timeout_ms: int = 50
     check_deadline_ms: int = 250
     max_body_bytes: int = 64 * 1024
-    rules_path: str = "rules"
+    rules_path: str = str(Path(__file__).resolve().parent.parent / "rules")
     velocity_windows: tuple[str, ...] = ("10m", "1h", "24h", "30d")
     degraded_fallback: dict[str, str] = field(default_factory=lambda: {k: "allow" for k in KINDS})
     host: str = "127.0.0.1"
@@ -175,7 +175,11 @@ SETTINGS: tuple[Setting, ...] = (
         "check_deadline_ms", int, "budget of one risk check; a slow dependency makes the answer `degraded`"
     ),
     Setting("max_body_bytes", int, "largest accepted request body (default 64 KiB)"),
-    Setting("rules_path", str, "rule pack folder"),
+    Setting(
+        "rules_path",
+        str,
+        "rule pack folder or file (default: `rules/` of this checkout); edits go live in every worker within a second",
+    ),
     Setting("velocity_windows", _windows, "sliding windows for velocity features, e.g. `10m,1h,24h,30d`"),
     Setting(
         "degraded_fallback",

@@ -410,6 +410,18 @@ return out
 """
 
 
+def velocity_schema(windows: Sequence[str], metrics: Sequence[Metric] = METRICS) -> list[FeatureSpec]:
+    specs: dict[str, FeatureSpec] = {}
+    for metric in metrics:
+        ftype = FeatureType.FLOAT if metric.agg == "sum" else FeatureType.INT
+        for window in windows:
+            name = metric.feature(window)
+            specs[name] = FeatureSpec(
+                name, ftype, f"{metric.description} in the last {window}", frozenset({metric.kind})
+            )
+    return list(specs.values())
+
+
 @dataclass(frozen=True, slots=True)
 class VelocityResult:
     features: dict[str, Any]
@@ -449,15 +461,7 @@ class Velocity:
         self.client.script_load(_LUA)
 
     def schema(self) -> list[FeatureSpec]:
-        specs: dict[str, FeatureSpec] = {}
-        for metric in METRICS:
-            ftype = FeatureType.FLOAT if metric.agg == "sum" else FeatureType.INT
-            for window in self.window_names:
-                name = metric.feature(window)
-                specs[name] = FeatureSpec(
-                    name, ftype, f"{metric.description} in the last {window}", frozenset({metric.kind})
-                )
-        return list(specs.values())
+        return velocity_schema(self.window_names)
 
     def unavailable(self, kind: str) -> dict[str, Any]:
         return {m.feature(w): None for m in self.metrics_by_kind.get(kind, ()) for w in self.window_names}
