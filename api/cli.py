@@ -141,6 +141,132 @@ def rules_check(path: Path | None) -> None:
     click.echo(f"{path}: ok, version {pack.version}", err=True)
 
 
+def _parse_day(value: str | None) -> Any:
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD or an ISO time)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _read_labels(path: Path | None) -> dict[str, bool]:
+    """CSV with ``event_id,label`` (label 1/0, true/false, abuse/legit)."""
+    import csv
+
+    if path is None:
+        return {}
+    out: dict[str, bool] = {}
+    with path.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            value = (row.get("label") or "").strip().lower()
+            if value in {"1", "true", "abuse", "fraud", "yes"}:
+                out[row["event_id"]] = True
+            elif value in {"0", "false", "legit", "ok", "no"}:
+                out[row["event_id"]] = False
+    return out
+
+
+@rules.command("backtest")
+@click.option(
+    "--pack",
+    "pack_path",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="candidate rule pack (folder or file)",
+)
+@click.option("--since", default=None, help="first day (inclusive), YYYY-MM-DD")
+@click.option("--until", default=None, help="last day (exclusive), YYYY-MM-DD")
+@click.option(
+    "--labels",
+    "labels_path",
+    default=None,
+    type=click.Path(exists=True, path_type=Path),
+    help="extra labels: CSV of event_id,label (resolved cases are used too)",
+)
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+def rules_backtest(
+    pack_path: Path, since: str | None, until: str | None, labels_path: Path | None, as_json: bool
+) -> None:
+    """Replay stored decisions through a candidate pack and show what would change."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from riskctl.backtest import backtest, count_decisions
+    from riskctl.labels import stored_labels
+    from riskctl.rulepack import RulePackError, load_pack
+
+    settings = _settings()
+    try:
+        pack = load_pack(pack_path, _feature_schema(settings))
+    except RulePackError as exc:
+        raise click.ClickException(str(exc)) from None
+    start, end = _parse_day(since), _parse_day(until)
+    with _database(settings) as (engine, _):
+        labels = {**stored_labels(engine), **_read_labels(labels_path)}
+        total = count_decisions(engine, start, end)
+        console = Console(stderr=True)
+        with Progress(console=console, transient=True, disable=as_json) as bar:
+            task = bar.add_task("replaying decisions", total=total)
+            report = backtest(
+                engine, pack, labels=labels, since=start, until=end, progress=lambda n: bar.advance(task, n)
+            )
+    data = report.as_dict()
+    if as_json:
+        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+        return
+    _print_backtest(data)
+
+
+def _print_backtest(data: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"candidate pack {data['candidate_version'][:12]}: {data['events']} stored decisions replayed "
+        f"({', '.join(f'{k} {n}' for k, n in sorted(data['by_kind'].items()))}); "
+        f"{data['labelled']} labelled, {data['positives']} abuse"
+    )
+    changes = Table(title=f"decisions that would change: {data['changed']}")
+    for col in ("from", "to", "count"):
+        changes.add_column(col)
+    for t in data["transitions"]:
+        changes.add_row(t["from"], t["to"], str(t["count"]))
+    console.print(changes)
+
+    def pct(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.1%}"
+
+    per_rule = Table(title="per rule (precision/recall against labels)")
+    for col in ("rule", "evaluated", "hits", "hit rate", "errors", "precision", "recall"):
+        per_rule.add_column(col, justify="right" if col != "rule" else "left")
+    for code, r in data["rules"].items():
+        per_rule.add_row(
+            code,
+            str(r["evaluated"]),
+            str(r["hits"]),
+            pct(r["hit_rate"]),
+            str(r["errors"]),
+            pct(r["precision"]),
+            pct(r["recall"]),
+        )
+    console.print(per_rule)
+    outcomes = Table(title="per outcome (at or above)")
+    for col in ("outcome", "flagged", "precision", "recall"):
+        outcomes.add_column(col)
+    for level, o in data["outcomes"].items():
+        outcomes.add_row(level, str(o["flagged"]), pct(o["precision"]), pct(o["recall"]))
+    console.print(outcomes)
+    console.print(
+        f"money at stake: {data['money']['newly_blocked']:,.2f} newly blocked, "
+        f"{data['money']['released']:,.2f} released"
+    )
+
+
 # -- lists -------------------------------------------------------------------------------
 @main.group("lists")
 def lists_group() -> None:
