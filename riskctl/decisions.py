@@ -70,6 +70,15 @@ class Signal:
         return self.status is SignalStatus.HIT and self.mode is Mode.LIVE
 
     def to_dict(self) -> dict[str, Any]:
+        if self.status is SignalStatus.NO_HIT and not self.details:
+            # Most signals of a check are misses; their text lives in the versioned pack.
+            return {
+                "source": self.source.value,
+                "code": self.code,
+                "status": "no_hit",
+                "mode": self.mode.value,
+                "duration_us": round(self.duration_us, 3),
+            }
         return {
             "source": self.source.value,
             "code": self.code,
