@@ -50,6 +50,21 @@ def wait_ready(url: str, timeout: float = 30) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
+def scrape(url: str, key: str) -> dict[str, float]:
+    """Sum each riskctl counter over its labels."""
+    req = urllib.request.Request(f"{url}/metrics", headers={"Authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        text = r.read().decode()
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(
+            ("riskctl_redis_roundtrips_total", "riskctl_db_commits_total", "riskctl_decisions_total")
+        ):
+            name = line.split("{")[0].split(" ")[0]
+            totals[name] = totals.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    return totals
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=float, default=10.0)
@@ -70,6 +85,13 @@ def main() -> None:
     check_port, bare_port = 18431, 18432
     subprocess.run([str(BIN / "riskctl"), "dev-setup"], env=env, check=True, capture_output=True)
     key = (tmp / "instance" / "demo_pipeline_key").read_text().strip()
+    metrics_key = subprocess.run(
+        [str(BIN / "riskctl"), "keys", "create", "--scope", "metrics"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     procs = [
         subprocess.Popen(
             [str(BIN / "riskctl"), "serve"],
@@ -104,6 +126,8 @@ def main() -> None:
         }
         for url, headers in targets.values():  # warm-up
             closed_loop(url, headers, make_body, args.connections, args.processes, 2.0)
+        check_url = f"http://127.0.0.1:{check_port}"
+        before = scrape(check_url, metrics_key)
         runs: dict[str, list] = {"bare": [], "check": []}
         for _ in range(args.rounds):
             for name, (url, headers) in targets.items():
@@ -127,6 +151,15 @@ def main() -> None:
         ratio = summary["check"][0] / summary["bare"][0]
         print(f"\nthroughput ratio check/bare: {ratio:.2f}x (target >= 0.5x once rules and detectors are in)")
         print(f"p50 ratio check/bare: {summary['check'][1] / summary['bare'][1]:.2f}x")
+        if checks:
+            trips = after["riskctl_redis_roundtrips_total"] - before.get(
+                "riskctl_redis_roundtrips_total", 0.0
+            )
+            commits = after["riskctl_db_commits_total"] - before.get("riskctl_db_commits_total", 0.0)
+            print(
+                f"per check (server counters over {checks:.0f} checks): "
+                f"{trips / checks:.3f} Redis round trips, {commits / checks:.3f} database commits"
+            )
     finally:
         for p in procs:
             p.terminate()

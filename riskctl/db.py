@@ -9,6 +9,8 @@ import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from riskctl.instruments import DB_COMMITS
+
 
 def make_engine(url: str, *, busy_timeout_ms: int = 5000, synchronous: str = "NORMAL") -> Engine:
     if url.startswith("sqlite"):
@@ -34,13 +36,23 @@ def make_engine(url: str, *, busy_timeout_ms: int = 5000, synchronous: str = "NO
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
-        return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, json_serializer=_dumps)
+        return _count_commits(engine)
+    return _count_commits(
+        create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, json_serializer=_dumps)
+    )
 
 
 def _dumps(value: Any) -> str:
     # orjson: the features and signals of a decision are serialised on every check.
     return orjson.dumps(value).decode()
+
+
+def _count_commits(engine: Engine) -> Engine:
+    @event.listens_for(engine, "commit")
+    def _commit(_conn: Any) -> None:
+        DB_COMMITS.inc()
+
+    return engine
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -17,8 +17,11 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
+
+from riskctl.instruments import REDIS_ROUNDTRIPS
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +29,28 @@ log = logging.getLogger(__name__)
 _MAX_SOCKET_PATH = 100
 
 
+class _CountingTCP(redis.Connection):
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        REDIS_ROUNDTRIPS.inc()
+        super().send_packed_command(command, check_health)
+
+
+class _CountingUnix(redis.UnixDomainSocketConnection):
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        REDIS_ROUNDTRIPS.inc()
+        super().send_packed_command(command, check_health)
+
+
 def make_client(url: str, *, connect_timeout_ms: int, socket_timeout_ms: int) -> redis.Redis:
     """A client whose every call is bounded: a dead Redis costs at most the timeouts."""
+    pool = redis.ConnectionPool.from_url(url)
+    counting = (
+        _CountingUnix if issubclass(pool.connection_class, redis.UnixDomainSocketConnection) else _CountingTCP
+    )
+    pool.disconnect()
     return redis.Redis.from_url(
         url,
+        connection_class=counting,
         socket_connect_timeout=connect_timeout_ms / 1000,
         socket_timeout=socket_timeout_ms / 1000,
         health_check_interval=0,
