@@ -134,6 +134,8 @@ def main() -> None:
                 runs[name].append(
                     closed_loop(url, headers, make_body, args.connections, args.processes, args.duration)
                 )
+        after = scrape(check_url, metrics_key)
+        checks = after["riskctl_decisions_total"] - before.get("riskctl_decisions_total", 0.0)
         print(
             f"\nmachine: {os.cpu_count()} cores; gunicorn workers={args.workers} threads={env.get('RISKCTL_THREADS', 'default')}; "
             f"{args.connections} keep-alive connections, {args.rounds} x {args.duration:.0f}s per endpoint (medians)"
