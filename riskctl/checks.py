@@ -135,11 +135,9 @@ class CheckService:
         started = time.perf_counter()
         event = parse_event(raw)
         body_hash = self.pseudo.digest(canonical_json(event))
-
-        stored = self._stored(event.event_id, body_hash)
-        if stored is not None:
-            return stored
-
+        # Optimistic: no lookup before the work. A repeated event_id is rare, and it is
+        # caught by the unique key when the decision is stored; its velocity update is a
+        # no-op (the Redis script counts each event_id once), so nothing counts twice.
         features, degraded = self._features(event)
         # Past the deadline, the answer is still given, but flagged: something was slow.
         degraded = degraded or time.perf_counter() - started > self.deadline_s
@@ -181,7 +179,8 @@ class CheckService:
                 latency_us,
             )
         except IntegrityError:
-            # A concurrent duplicate committed first: answer with its stored decision.
+            # Decided before (a retry, or a concurrent duplicate that committed first):
+            # answer with the stored decision, or 409 if the body differs.
             stored = self._stored(event.event_id, body_hash)
             if stored is None:
                 raise

@@ -8,7 +8,7 @@ strings; money is a non-negative finite number in the event's currency.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from ipaddress import IPv4Address, ip_address, ip_network
+from ipaddress import ip_address, ip_network
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -48,9 +48,12 @@ def _integral(value: object) -> object:
 
 def _canonical_ip(value: str) -> str:
     try:
-        return str(ip_address(value))
+        parsed = ip_address(value)
     except ValueError:
         raise ValueError("value is not a valid IPv4 or IPv6 address") from None
+    # An IPv4-mapped IPv6 address is the IPv4 client: count it with its /24, not in ::/48.
+    mapped = getattr(parsed, "ipv4_mapped", None)
+    return str(mapped or parsed)
 
 
 # A string (never a number or bool), normalised to its canonical text form.
@@ -82,8 +85,8 @@ class BaseEvent(_Strict):
     @property
     def ip_prefix(self) -> str:
         """The /24 (IPv4) or /48 (IPv6) network: shared by NAT'd farms and hosting ranges."""
-        if isinstance(ip_address(self.ip), IPv4Address):
-            return str(ip_network(f"{self.ip}/24", strict=False))
+        if "." in self.ip and ":" not in self.ip:  # canonical IPv4: the cheap, common path
+            return self.ip.rsplit(".", 1)[0] + ".0/24"
         return str(ip_network(f"{self.ip}/48", strict=False))
 
 
