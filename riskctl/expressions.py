@@ -47,7 +47,7 @@ import operator
 import re
 import threading
 import tokenize
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, NoReturn
 
@@ -143,8 +143,13 @@ class FeatureUnavailable(RuleEvalError):
     """A rule read a feature whose value is ``None`` (e.g. velocity while Redis is down)."""
 
     def __init__(self, name: str) -> None:
+        # Not RiskctlError.__init__: with Redis down this is built hundreds of times per
+        # event, and the base class's keyword plumbing triples the cost.
+        detail = f"feature {name!r} is unavailable"
+        Exception.__init__(self, detail)
         self.name = name
-        super().__init__(f"feature {name!r} is unavailable")
+        self.detail = detail
+        self.extra: dict[str, Any] = {"feature": name}
 
 
 class SignatureError(Exception):
@@ -342,9 +347,7 @@ def _accepts(expected: tuple[FeatureType, ...], got: FeatureType) -> bool:
     return got in expected or (got is T.INT and T.FLOAT in expected)
 
 
-def fixed_signature(
-    params: Sequence[FeatureType | tuple[FeatureType, ...]], returns: FeatureType
-) -> Checker:
+def fixed_signature(params: Sequence[FeatureType | tuple[FeatureType, ...]], returns: FeatureType) -> Checker:
     """A checker for a fixed arity; each parameter is a type or a tuple of accepted types
     (``int`` is accepted where ``float`` is)."""
     allowed = [p if isinstance(p, tuple) else (p,) for p in params]
@@ -392,24 +395,30 @@ def _contains(haystack: str, needle: str) -> bool:
 _BUILTINS: tuple[FunctionDef, ...] = (
     FunctionDef("lower", str.lower, fixed_signature([T.STR], T.STR), "lower-case text"),
     FunctionDef("upper", str.upper, fixed_signature([T.STR], T.STR), "upper-case text"),
-    FunctionDef("len", len, fixed_signature([(T.STR, T.STR_LIST)], T.INT),
-                "characters of a str, items of a list"),
-    FunctionDef("contains", _contains, fixed_signature([T.STR, T.STR], T.BOOL),
-                "contains(text, part): part occurs in text"),
-    FunctionDef("startswith", str.startswith, fixed_signature([T.STR, T.STR], T.BOOL),
-                "startswith(text, prefix)"),
-    FunctionDef("endswith", str.endswith, fixed_signature([T.STR, T.STR], T.BOOL),
-                "endswith(text, suffix)"),
+    FunctionDef(
+        "len", len, fixed_signature([(T.STR, T.STR_LIST)], T.INT), "characters of a str, items of a list"
+    ),
+    FunctionDef(
+        "contains",
+        _contains,
+        fixed_signature([T.STR, T.STR], T.BOOL),
+        "contains(text, part): part occurs in text",
+    ),
+    FunctionDef(
+        "startswith", str.startswith, fixed_signature([T.STR, T.STR], T.BOOL), "startswith(text, prefix)"
+    ),
+    FunctionDef("endswith", str.endswith, fixed_signature([T.STR, T.STR], T.BOOL), "endswith(text, suffix)"),
     FunctionDef("min", min, _check_minmax, "smallest of 2+ numbers"),
     FunctionDef("max", max, _check_minmax, "largest of 2+ numbers"),
     FunctionDef("abs", abs, _check_abs, "absolute value"),
-    FunctionDef("round", round, _check_round,
-                "round(x) -> int, round(x, digits); halves round to even like Python"),
+    FunctionDef(
+        "round", round, _check_round, "round(x) -> int, round(x, digits); halves round to even like Python"
+    ),
 )
 
 # Special forms: checked and compiled by the language itself, not through the table.
 SPECIAL_FORMS: Mapping[str, str] = {
-    "matches": "matches(text, \"regex\"): re.search with a literal pattern compiled at load",
+    "matches": 'matches(text, "regex"): re.search with a literal pattern compiled at load',
     "coalesce": "coalesce(x, default): default when x reads an unavailable feature",
     "in_list": "in_list(value, list): same as `value in list`",
 }
@@ -483,11 +492,18 @@ def register_function(
 # -- closures -----------------------------------------------------------------------------
 
 _ARITH: Mapping[str, Callable[[Any, Any], Any]] = {
-    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
 }
 COMPARE_OPS: Mapping[str, Callable[[Any, Any], Any]] = {
-    "==": operator.eq, "!=": operator.ne, "<": operator.lt,
-    "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
 }
 
 
@@ -713,15 +729,29 @@ _FORBIDDEN: Mapping[type[ast.AST], str] = {
     ast.Tuple: "a tuple outside `in (...)`",
 }
 _STATEMENTS: Mapping[type[ast.AST], str] = {
-    ast.Import: "import", ast.ImportFrom: "import", ast.Assign: "assignment",
-    ast.AugAssign: "assignment", ast.AnnAssign: "assignment", ast.Delete: "del",
-    ast.FunctionDef: "def", ast.ClassDef: "class", ast.Global: "global",
+    ast.Import: "import",
+    ast.ImportFrom: "import",
+    ast.Assign: "assignment",
+    ast.AugAssign: "assignment",
+    ast.AnnAssign: "assignment",
+    ast.Delete: "del",
+    ast.FunctionDef: "def",
+    ast.ClassDef: "class",
+    ast.Global: "global",
 }
 _CMP_AST: Mapping[type[ast.cmpop], str] = {
-    ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
 }
 _ARITH_AST: Mapping[type[ast.operator], str] = {
-    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/",
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
 }
 
 
@@ -870,8 +900,11 @@ class _Checker:
             self.fail(node, f"unknown feature {name!r}{suggestion}")
         missing = sorted(k for k in self.kinds if spec.kinds and k not in spec.kinds)
         if missing:
-            self.fail(node, f"feature {name!r} is not available for event kind "
-                            f"{', '.join(missing)} (only {', '.join(sorted(spec.kinds))})")
+            self.fail(
+                node,
+                f"feature {name!r} is not available for event kind "
+                f"{', '.join(missing)} (only {', '.join(sorted(spec.kinds))})",
+            )
         return Feature(spec.type, name)
 
     def arith(self, node: ast.BinOp, d: int) -> Node:
@@ -899,18 +932,17 @@ class _Checker:
                 self.fail(right_ast, "a list literal may only follow `in` / `not in`")
             if literal and i != last:
                 self.fail(right_ast, "a list literal cannot be compared further")
+            negate = isinstance(op_ast, ast.NotIn)
+            if isinstance(right_ast, ast.List | ast.Tuple):  # only after in / not in, last
+                test = self.in_literal(node, left, left_ast, right_ast, d)
+                pairs.append(self.fold(node, Not(T.BOOL, test)) if negate else test)
+                continue
+            right = self.visit(right_ast, d)
             if isinstance(op_ast, ast.In | ast.NotIn):
-                if literal:
-                    assert isinstance(right_ast, ast.List | ast.Tuple)
-                    test = self.in_literal(node, left, left_ast, right_ast, d)
-                    right: Node = test  # unused: a literal list ends the chain
-                else:
-                    right = self.visit(right_ast, d)
-                    test = self.in_expr(node, left, left_ast, right, right_ast)
-                pairs.append(self.fold(node, Not(T.BOOL, test)) if isinstance(op_ast, ast.NotIn) else test)
+                test = self.in_expr(node, left, left_ast, right, right_ast)
+                pairs.append(self.fold(node, Not(T.BOOL, test)) if negate else test)
             else:
                 op = _CMP_AST[type(op_ast)]
-                right = self.visit(right_ast, d)
                 self.check_comparable(node, op, left, right)
                 pairs.append(self.fold(node, Compare(T.BOOL, op, left, right)))
             left, left_ast = right, right_ast
@@ -1003,7 +1035,7 @@ class _Checker:
 
     def matches(self, node: ast.Call, d: int) -> Node:
         if len(node.args) != 2:
-            self.fail(node, "matches(text, \"regex\") takes 2 arguments")
+            self.fail(node, 'matches(text, "regex") takes 2 arguments')
         subject = self.visit(node.args[0], d)
         if subject.type is not T.STR:
             self.fail(node.args[0], f"matches() needs text as argument 1, got {subject.type}")
@@ -1128,10 +1160,3 @@ def compile_expression(
     if require_bool and node.type is not T.BOOL:
         checker.fail(tree, f"a rule must be a condition (bool), but this expression is {node.type}")
     return CompiledExpression(text, node, canonical(node), feature_names(node), compile_node(node))
-
-
-def iter_nodes(node: Node) -> Iterator[Node]:
-    """``node`` and all its descendants, depth first."""
-    yield node
-    for c in children(node):
-        yield from iter_nodes(c)

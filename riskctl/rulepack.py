@@ -44,18 +44,21 @@ Evaluation
 rule of the kind, in rule id order. The cost must stay nearly flat in the number of
 rules, so rules are not run one by one (see :class:`_KindIndex`): every rule is turned
 into an OR of AND-clauses of *atoms* once, atoms are grouped by the *term* they test
-(``velocity.x`` in ``velocity.x >= 3``), each group is decided from the term's value with
-one ``bisect`` (numeric thresholds) or one dict lookup (equality / ``in [...]``), which
-gives a bitmask of clauses it kills; clauses are bits of one Python int. The
-straightforward evaluator (:meth:`RulePack.evaluate_reference`, each rule's closure
-alone) is kept as the specification; tests check that both agree on random rules.
+(``velocity.x`` in ``velocity.x >= 3``), and each group is decided from the term's value
+with one dict lookup (int thresholds through a lookup table, ``==``, ``in [...]``) or
+one ``bisect`` (other numeric thresholds), which yields the bitmask of clauses it kills;
+clauses are the bits of one Python int. The straightforward evaluator
+(:meth:`RulePack.evaluate_reference`, each rule's closure alone) is kept as the
+specification; tests check that both agree on random rules and hostile feature values.
 
 Signals: a ``no_hit`` signal is a prebuilt instance shared between events (empty
 ``details``, ``duration_us`` 0.0) -- treat signals as immutable. Hits and errors are built
 per event with ``details`` = the values of every feature the rule reads (plus
-``"_error"``, the reason, for errors; no feature name can start with ``_``).
-``duration_us`` of an indexed hit is the shared index time divided by the number of
-indexed rules; rules evaluated alone (errors, unindexable rules) carry their own time.
+``"_error"``, the reason, for errors: rules cannot read names starting with ``_``, so
+the key never collides). ``duration_us`` of an indexed hit or error is the shared index
+time divided by the number of indexed rules; rules run alone (unindexable rules, errors
+of multi-clause rules) carry their own measured time; :meth:`RulePack.evaluate_reference`
+times every rule.
 """
 
 from __future__ import annotations
@@ -140,8 +143,12 @@ class Problem:
         return f"{where}: {self.severity}: {self.message}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "rule_id": self.rule_id, "message": self.message,
-                "severity": self.severity}
+        return {
+            "file": self.file,
+            "rule_id": self.rule_id,
+            "message": self.message,
+            "severity": self.severity,
+        }
 
 
 class RulePackError(RuleError):
@@ -153,8 +160,10 @@ class RulePackError(RuleError):
     def __init__(self, problems: Sequence[Problem]) -> None:
         self.problems = list(problems)
         lines = "\n".join(f"  {p}" for p in self.problems)
-        super().__init__(f"rule pack has {len(self.problems)} error(s):\n{lines}",
-                         problems=[p.to_dict() for p in self.problems])
+        super().__init__(
+            f"rule pack has {len(self.problems)} error(s):\n{lines}",
+            problems=[p.to_dict() for p in self.problems],
+        )
 
 
 # -- file models --------------------------------------------------------------------------
@@ -253,8 +262,18 @@ class Rule:
     def signal(
         self, status: SignalStatus, details: dict[str, Any] | None = None, duration_us: float = 0.0
     ) -> Signal:
-        return Signal(Source.RULE, self.id, status, self.description, self.score, self.outcome,
-                      self.mode, {} if details is None else details, duration_us, self.policy)
+        return Signal(
+            Source.RULE,
+            self.id,
+            status,
+            self.description,
+            self.score,
+            self.outcome,
+            self.mode,
+            {} if details is None else details,
+            duration_us,
+            self.policy,
+        )
 
     def values(self, features: Mapping[str, Any]) -> dict[str, Any]:
         """The evidence: every feature this rule reads, as it was for this event."""
@@ -278,8 +297,8 @@ class Rule:
 # -- the fast path ------------------------------------------------------------------------
 
 _MARK: Final = None
-"""In a kill table: "this value needs the exact per-atom path" (``int | None`` raises
-TypeError, which sends the whole vectorised step to the slow path)."""
+"""In a kill table: "this value needs the exact path". ``int | None`` raises TypeError,
+which stops the vectorised reduce; then only the marked terms are resolved one by one."""
 
 _FLIP: Final = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 _EXACT_FLOAT: Final = 2.0**53  # below this, int <-> float conversion of a constant is exact
@@ -310,8 +329,12 @@ def _plain(term: Node) -> tuple[str, bool, Any] | None:
 
 
 def _bisectable(value: Any) -> bool:
-    return (isinstance(value, int | float) and not isinstance(value, bool)
-            and math.isfinite(value) and abs(value) < _EXACT_FLOAT)
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and abs(value) < _EXACT_FLOAT
+    )
 
 
 def _classify(node: Node) -> tuple[Node, str, Any]:
@@ -329,9 +352,14 @@ def _classify(node: Node) -> tuple[Node, str, Any]:
                 return left, "in" if op == "==" else "ne", frozenset({right.value})
     if isinstance(node, InConst) and not isinstance(node.item, Const):
         return node.item, "in", node.values
-    if (isinstance(node, Call) and node.func.name in _STR_TESTS and len(node.args) == 2
-            and node.func is BUILTIN_FUNCTIONS[node.func.name]
-            and isinstance(node.args[1], Const) and not isinstance(node.args[0], Const)):
+    if (
+        isinstance(node, Call)
+        and node.func.name in _STR_TESTS
+        and len(node.args) == 2
+        and node.func is BUILTIN_FUNCTIONS[node.func.name]
+        and isinstance(node.args[1], Const)
+        and not isinstance(node.args[0], Const)
+    ):
         return node.args[0], node.func.name, node.args[1].value
     if isinstance(node, InExpr) and isinstance(node.item, Const) and not isinstance(node.container, Const):
         return node.container, "contains", node.item.value
@@ -354,12 +382,20 @@ class _Unit:
     is exact by definition. ``run(features)`` is getter + kill in one closure.
     """
 
-    __slots__ = ("atoms", "getter", "key", "kill", "name", "run", "uses")
+    __slots__ = ("atoms", "getter", "key", "kill", "name", "run", "strict_name", "uses")
 
-    def __init__(self, key: str, name: str | None, getter: Evaluator, atoms: list[_Atom],
-                 kill: Callable[[Any], int]) -> None:
+    def __init__(
+        self,
+        key: str,
+        name: str | None,
+        getter: Evaluator,
+        atoms: list[_Atom],
+        kill: Callable[[Any], int],
+        strict: bool = False,
+    ) -> None:
         self.key = key
         self.name = name
+        self.strict_name = name if strict else None  # a plain feature without a default
         self.getter = getter
         self.atoms = atoms
         self.uses: int = reduce(or_, (a.pos | a.neg for a in atoms), 0)
@@ -442,6 +478,7 @@ def _family(how: str, params: list[Any], atoms: list[_Atom]) -> Callable[[Any], 
         def masks(results: Iterable[Any]) -> int:
             return all_kf ^ reduce(or_, compress(kf, results), 0)
     else:
+
         def masks(results: Iterable[Any]) -> int:
             res = list(results)
             return reduce(or_, compress(kf, map(not_, res)), 0) | reduce(or_, compress(kt, res), 0)
@@ -487,9 +524,11 @@ def _combine(kills: list[Callable[[Any], int]]) -> Callable[[Any], int]:
 
 def _plain_getter(name: str, has_default: bool, default: Any) -> Evaluator:
     if has_default:
+
         def get_or_default(f: Mapping[str, Any]) -> Any:
             v = f.get(name)
             return default if v is None else v
+
         return get_or_default
 
     def get(f: Mapping[str, Any]) -> Any:
@@ -497,6 +536,7 @@ def _plain_getter(name: str, has_default: bool, default: Any) -> Evaluator:
         if v is None:
             raise FeatureUnavailable(name)
         return v
+
     return get
 
 
@@ -587,6 +627,7 @@ class _KindIndex:
             plain = _plain(term.node)
             getter = _plain_getter(*plain) if plain else compile_node(term.node)
             name = plain[0] if plain else None
+            strict = plain is not None and not plain[1]
             kills: list[Callable[[Any], int]] = []
             lazy_atoms: list[_Atom] = []
             if term.cmps:
@@ -595,9 +636,9 @@ class _KindIndex:
                 kill = _threshold_kill(bounds, table)
                 lut = _int_lut(bounds, table) if term.node.type is FeatureType.INT else None
                 if plain and lut is not None:
-                    dict_units.append((_Unit(key, name, getter, cmp_atoms, kill), lut, _MARK))
+                    dict_units.append((_Unit(key, name, getter, cmp_atoms, kill, strict), lut, _MARK))
                 elif plain:
-                    bisect_units.append((_Unit(key, name, getter, cmp_atoms, kill), bounds, table))
+                    bisect_units.append((_Unit(key, name, getter, cmp_atoms, kill, strict), bounds, table))
                 else:
                     kills.append(kill)
                     lazy_atoms += cmp_atoms
@@ -612,7 +653,7 @@ class _KindIndex:
                 hash_atoms = [a for _, _, a in hashed]
                 kill = _hash_kill(hdict, hdefault)
                 if plain:
-                    dict_units.append((_Unit(key, name, getter, hash_atoms, kill), hdict, hdefault))
+                    dict_units.append((_Unit(key, name, getter, hash_atoms, kill, strict), hdict, hdefault))
                 else:
                     kills.append(kill)
                     lazy_atoms += hash_atoms
@@ -620,7 +661,7 @@ class _KindIndex:
                 kills.append(_family(how, [p for p, _ in items], [a for _, a in items]))
                 lazy_atoms += [a for _, a in items]
             if kills:
-                unit = _Unit(key, name, getter, lazy_atoms, _combine(kills))
+                unit = _Unit(key, name, getter, lazy_atoms, _combine(kills), strict)
                 if len(kills) == 1 and term.cmps and not plain:  # fuse: one call less
                     unit.run = _threshold_run(getter, *_threshold_table(term.cmps))
                 (lazy_plain if plain else lazy_computed).append(unit)
@@ -648,9 +689,16 @@ class _KindIndex:
         }
 
     @staticmethod
-    def _resolve(unit: _Unit, features: Mapping[str, Any],
-                 errors: dict[str, BaseException]) -> tuple[int, int]:
+    def _resolve(
+        unit: _Unit, features: Mapping[str, Any], errors: dict[str, BaseException]
+    ) -> tuple[int, int]:
         """The exact path for one term: (killed, unknown) clause masks."""
+        if unit.strict_name is not None and features.get(unit.strict_name) is None:
+            # Unavailable (the degraded-mode case, hundreds per event): no raise/catch.
+            e: Exception = FeatureUnavailable(unit.strict_name)
+            for a in unit.atoms:
+                errors[a.key] = e
+            return 0, unit.uses
         try:
             value = unit.getter(features)
         except Exception as e:
@@ -680,8 +728,15 @@ class _KindIndex:
             dead = reduce(or_, map(dict.get, self.d_dicts, map(get, self.d_names), self.d_defaults), 0)
             if self.b_names:
                 raw = list(map(get, self.b_names))
-                dead = reduce(or_, map(getitem, self.b_tables, map(
-                    bisect_right, self.b_bounds, map(_NONE_TO_NAN.get, raw, raw))), dead)
+                dead = reduce(
+                    or_,
+                    map(
+                        getitem,
+                        self.b_tables,
+                        map(bisect_right, self.b_bounds, map(_NONE_TO_NAN.get, raw, raw)),
+                    ),
+                    dead,
+                )
             return dead, 0
         except Exception:  # noqa: S110 - a mark, an unhashable or unorderable value
             pass
@@ -691,8 +746,9 @@ class _KindIndex:
             dmasks = [None] * len(self.d_units)
         try:
             raw = list(map(get, self.b_names))
-            bmasks = list(map(getitem, self.b_tables, map(
-                bisect_right, self.b_bounds, map(_NONE_TO_NAN.get, raw, raw))))
+            bmasks = list(
+                map(getitem, self.b_tables, map(bisect_right, self.b_bounds, map(_NONE_TO_NAN.get, raw, raw)))
+            )
         except Exception:
             bmasks = [None] * len(self.b_units)
         dead = unknown = 0
@@ -748,8 +804,12 @@ class _KindIndex:
             if keys is None:  # several clauses: which error surfaces needs the rule itself
                 out[ri] = rule.evaluate(features)
                 continue
-            reason = next(_reason(errors[k]) for k in keys if k in errors)
-            out[ri] = rule.signal(SignalStatus.ERROR, {**rule.values(features), "_error": reason}, share)
+            details = rule.values(features)
+            for k in keys:  # the first unknown atom in clause order
+                if k in errors:
+                    details["_error"] = _reason(errors[k])
+                    break
+            out[ri] = rule.signal(SignalStatus.ERROR, details, share)
         for ri in self.fallback:
             out[ri] = rules[ri].evaluate(features)
         return out
@@ -783,13 +843,10 @@ class RulePack:
         self.description = description
         self.source = source
         self._version = hashlib.sha256(
-            json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"),
-                       ensure_ascii=False).encode()
+            json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
         ).hexdigest()
         kinds = sorted({k for r in self._rules for k in r.kinds})
-        self._by_kind = {
-            k: _KindIndex([r for r in self._rules if r.enabled and k in r.kinds]) for k in kinds
-        }
+        self._by_kind = {k: _KindIndex([r for r in self._rules if r.enabled and k in r.kinds]) for k in kinds}
 
     def canonical(self) -> dict[str, Any]:
         """What the version hashes (see the module docstring)."""
@@ -870,8 +927,11 @@ def _read(path: Path) -> tuple[dict[str, Any], list[Problem]]:
     """File name -> parsed YAML (``yaml.safe_load`` only), and the problems met."""
     problems: list[Problem] = []
     if path.is_dir():
-        files = sorted(p for p in path.iterdir()
-                       if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file())
+        files = sorted(
+            p
+            for p in path.iterdir()
+            if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file()
+        )
         if not files:
             problems.append(Problem(str(path), None, "no *.yaml rule files in this directory"))
     elif path.is_file():
@@ -916,7 +976,9 @@ def _validation_problems(
 
 
 def _build(
-    documents: Mapping[str, Any], schema: FeatureSchema, functions: FunctionRegistry | None,
+    documents: Mapping[str, Any],
+    schema: FeatureSchema,
+    functions: FunctionRegistry | None,
     source: str,
 ) -> tuple[RulePack | None, list[Problem]]:
     problems: list[Problem] = []
@@ -952,23 +1014,28 @@ def _build(
             if not isinstance(raw, dict):
                 problems.append(Problem(file, label, f"a rule must be a mapping, got {type(raw).__name__}"))
                 continue
+            duplicate = isinstance(rid, str) and rid in seen_ids
+            if duplicate:  # reported even when either copy has other problems too
+                problems.append(Problem(file, label, f"duplicate rule id (also in {seen_ids[label]})"))
+            elif isinstance(rid, str):
+                seen_ids[rid] = file
             try:
                 model = RuleModel.model_validate(raw)
             except ValidationError as e:
                 problems.extend(_validation_problems(e, file, label, RuleModel.model_fields))
                 continue
-            if model.id in seen_ids:
-                problems.append(Problem(file, model.id, f"duplicate rule id (also in {seen_ids[model.id]})"))
+            if duplicate:
                 continue
-            seen_ids[model.id] = file
             kinds = frozenset(model.kinds or ([doc.kind] if doc.kind else []))
             if not kinds:
-                problems.append(Problem(
-                    file, model.id, "no event kind: set `kinds:` on the rule or `kind:` on the file"))
+                problems.append(
+                    Problem(file, model.id, "no event kind: set `kinds:` on the rule or `kind:` on the file")
+                )
                 continue
             try:
-                expr = compile_expression(model.expression, schema, kinds=kinds, rule_id=model.id,
-                                          functions=functions)
+                expr = compile_expression(
+                    model.expression, schema, kinds=kinds, rule_id=model.id, functions=functions
+                )
             except ExpressionError as e:
                 problems.append(Problem(file, model.id, str(e).removeprefix(f"rule {model.id}: ")))
                 continue
@@ -987,15 +1054,29 @@ def _build(
             )
             rules.append(rule)
             if isinstance(expr.node, Const):
-                problems.append(Problem(file, rule.id, f"the condition is always {_lit(expr.node.value)}",
-                                        "warning"))
+                problems.append(
+                    Problem(file, rule.id, f"the condition is always {_lit(expr.node.value)}", "warning")
+                )
             elif to_dnf(expr.node, max_clauses=MAX_CLAUSES) is None:
-                problems.append(Problem(file, rule.id, f"the condition expands to more than {MAX_CLAUSES} "
-                                        "and-clauses; it is evaluated on its own (slower)", "warning"))
+                problems.append(
+                    Problem(
+                        file,
+                        rule.id,
+                        f"the condition expands to more than {MAX_CLAUSES} "
+                        "and-clauses; it is evaluated on its own (slower)",
+                        "warning",
+                    )
+                )
     default = DEFAULT_THRESHOLDS
     for used in sorted({k for r in rules for k in r.kinds} - set(thresholds)):
-        problems.append(Problem(source or "<pack>", None, f"no thresholds for {used!r}; using "
-                                f"review={default.review:g}, block={default.block:g}", "warning"))
+        problems.append(
+            Problem(
+                source or "<pack>",
+                None,
+                f"no thresholds for {used!r}; using review={default.review:g}, block={default.block:g}",
+                "warning",
+            )
+        )
     if any(p.severity == "error" for p in problems):
         return None, problems
     return RulePack(rules, thresholds, description=" ".join(descriptions), source=source), problems
