@@ -116,12 +116,14 @@ def rules() -> None:
 
 
 def _feature_schema(settings: Settings) -> Any:
+    from riskctl.detection import detector_schema, load_specs
     from riskctl.extraction import STATIC_SCHEMA
     from riskctl.features import FeatureSchema
     from riskctl.lists import schema as list_schema
     from riskctl.velocity import velocity_schema
 
-    return FeatureSchema([*STATIC_SCHEMA, *velocity_schema(settings.velocity_windows), *list_schema()])
+    base = FeatureSchema([*STATIC_SCHEMA, *velocity_schema(settings.velocity_windows), *list_schema()])
+    return base.merged(detector_schema(load_specs(Path(settings.detectors_config), base)))
 
 
 @rules.command("check")
@@ -135,7 +137,7 @@ def rules_check(path: Path | None) -> None:
     problems = check_pack(path, _feature_schema(settings))
     for problem in problems:
         click.echo(str(problem), err=True)
-    if problems:
+    if any(p.severity == "error" for p in problems):
         raise SystemExit(1)
     pack = load_pack(path, _feature_schema(settings))
     click.echo(f"{path}: ok, version {pack.version}", err=True)
@@ -265,6 +267,76 @@ def _print_backtest(data: dict[str, Any]) -> None:
         f"money at stake: {data['money']['newly_blocked']:,.2f} newly blocked, "
         f"{data['money']['released']:,.2f} released"
     )
+
+
+# -- detectors ---------------------------------------------------------------------------
+def _specs(settings: Settings) -> list[Any]:
+    from riskctl.detection import load_specs
+
+    return load_specs(Path(settings.detectors_config), _feature_schema(settings))
+
+
+def train_detectors(
+    settings: Settings, kind: str | None, min_rows: int, quiet: bool = False
+) -> list[dict[str, Any]]:
+    """Fit every spec (of ``kind``) on stored traffic and make the new models live."""
+    import time
+
+    from rich.progress import Progress
+
+    from riskctl.detection import ModelStore, train
+    from riskctl.training import training_matrix
+
+    specs = [s for s in _specs(settings) if kind is None or s.kind == kind]
+    store = ModelStore(settings.instance / "models", specs)
+    results = []
+    with _database(settings) as (engine, _), Progress(transient=True, disable=quiet) as bar:
+        for spec in specs:
+            task = bar.add_task(f"{spec.name}: reading {spec.kind} features", total=None)
+            matrix, skipped = training_matrix(engine, spec, progress=lambda n, t=task: bar.advance(t, n))
+            if len(matrix) < min_rows:
+                results.append(
+                    {"detector": spec.name, "rows": len(matrix), "status": f"skipped (< {min_rows} rows)"}
+                )
+                bar.remove_task(task)
+                continue
+            bar.update(task, description=f"{spec.name}: fitting {spec.algorithm} on {len(matrix)} rows")
+            started = time.perf_counter()
+            model = train(spec, matrix)
+            path = store.save(spec, model)
+            bar.remove_task(task)
+            results.append(
+                {
+                    "detector": spec.name,
+                    "kind": spec.kind,
+                    "algorithm": spec.algorithm,
+                    "rows": len(matrix),
+                    "skipped": skipped,
+                    "version": model.version,
+                    "threshold": round(float(model.threshold_), 4),
+                    "seconds": round(time.perf_counter() - started, 2),
+                    "path": str(path),
+                    "status": "live",
+                }
+            )
+    return results
+
+
+@main.command("train")
+@click.argument(
+    "kind", required=False, type=click.Choice(["order", "review", "coupon_redemption", "listing"])
+)
+@click.option("--min-rows", default=50, show_default=True, help="skip a detector with fewer training rows")
+def train_cmd(kind: str | None, min_rows: int) -> None:
+    """Fit the detectors of detectors.yaml on stored traffic; the service picks them up live."""
+    for r in train_detectors(_settings(), kind, min_rows):
+        if r["status"] == "live":
+            click.echo(
+                f"{r['detector']:<18} {r['algorithm']:<8} {r['rows']:>7} rows  threshold {r['threshold']:.3f}  "
+                f"{r['seconds']:>6.2f}s  model {r['version'][:12]}"
+            )
+        else:
+            click.echo(f"{r['detector']:<18} {r['status']}")
 
 
 # -- lists -------------------------------------------------------------------------------
@@ -399,6 +471,8 @@ def dev_setup() -> None:
         upgrade(engine)
     if settings.demo_data:
         demo_data.main(["--if-empty"], standalone_mode=False)
+        if not any((settings.instance / "models").glob("*/current")):
+            train_detectors(settings, None, min_rows=20, quiet=True)
     key_file = settings.instance / "demo_pipeline_key"
     if not key_file.exists():
         with _database(settings) as (_, sessions):

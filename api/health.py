@@ -37,6 +37,7 @@ def readyz() -> tuple[Response, int]:
         "status": "ready" if ready else "not ready",
         "checks": checks,
         "rulepack_version": runtime.policy.current.version,
+        "detectors": runtime.models.status(),
     }
     return jsonify(body), (200 if ready else 503)
 

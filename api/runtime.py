@@ -12,9 +12,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from riskctl.apikeys import KeyVerifier
-from riskctl.checks import CheckService, NoDetectors
+from riskctl.checks import CheckService
 from riskctl.config import Settings
 from riskctl.db import make_engine, make_sessionmaker
+from riskctl.detection import ModelStore, detector_schema, load_specs
 from riskctl.extraction import STATIC_SCHEMA
 from riskctl.features import FeatureSchema
 from riskctl.lists import ListStore
@@ -39,11 +40,12 @@ class Runtime:
     policy: PolicyHolder
     checks: CheckService
     keys: KeyVerifier
+    models: ModelStore
     embedded_redis: EmbeddedRedis | None = None
     extras: dict[str, object] = field(default_factory=dict)
 
     def detectors_ready(self) -> bool:
-        return True
+        return self.models.ready()
 
     def close(self) -> None:
         self.redis.close()
@@ -82,7 +84,10 @@ def build_runtime(settings: Settings) -> Runtime:
         # Redis down or the schema not migrated yet: checks still run (degraded), and
         # the next start or `riskctl lists sync` brings Redis up to date.
         log.warning("list sync skipped: %s", exc)
-    schema = FeatureSchema([*STATIC_SCHEMA, *velocity.schema(), *list_schema()])
+    base_schema = FeatureSchema([*STATIC_SCHEMA, *velocity.schema(), *list_schema()])
+    specs = load_specs(Path(settings.detectors_config), base_schema)
+    models = ModelStore(settings.instance / "models", specs)
+    schema = base_schema.merged(detector_schema(specs))
     policy = PolicyHolder(Path(settings.rules_path), schema)
     checks = CheckService(
         sessions,
@@ -90,11 +95,11 @@ def build_runtime(settings: Settings) -> Runtime:
         lists,
         policy,
         pseudo,
-        detectors=NoDetectors,
+        detectors=models.current,
         fallback=settings.degraded_fallback,
         deadline_ms=settings.check_deadline_ms,
     )
     keys = KeyVerifier(sessions, cache_seconds=settings.api_key_cache_s)
     return Runtime(
-        settings, engine, sessions, client, pseudo, velocity, lists, policy, checks, keys, embedded
+        settings, engine, sessions, client, pseudo, velocity, lists, policy, checks, keys, models, embedded
     )

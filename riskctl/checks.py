@@ -57,13 +57,6 @@ class DetectorSet(Protocol):
     def score(self, kind: str, features: dict[str, Any]) -> tuple[list[Signal], dict[str, Any]]: ...
 
 
-class NoDetectors:
-    versions: dict[str, str] = {}
-
-    def score(self, kind: str, features: dict[str, Any]) -> tuple[list[Signal], dict[str, Any]]:
-        return [], {}
-
-
 @dataclass(frozen=True, slots=True)
 class CheckResult:
     body: bytes
@@ -114,7 +107,7 @@ class CheckService:
         policy: PolicyHolder,
         pseudonymizer: Pseudonymizer,
         *,
-        detectors: Callable[[], DetectorSet] = NoDetectors,
+        detectors: Callable[[], DetectorSet],
         fallback: dict[str, str] | None = None,
         breaker: CircuitBreaker | None = None,
         deadline_ms: int = 250,

@@ -79,6 +79,7 @@ class Settings:
     check_deadline_ms: int = 250
     max_body_bytes: int = 64 * 1024
     rules_path: str = str(Path(__file__).resolve().parent.parent / "rules")
+    detectors_config: str = str(Path(__file__).resolve().parent.parent / "detectors.yaml")
     velocity_windows: tuple[str, ...] = ("10m", "1h", "24h", "30d")
     degraded_fallback: dict[str, str] = field(default_factory=lambda: {k: "allow" for k in KINDS})
     host: str = "127.0.0.1"
@@ -179,6 +180,11 @@ SETTINGS: tuple[Setting, ...] = (
         "rules_path",
         str,
         "rule pack folder or file (default: `rules/` of this checkout); edits go live in every worker within a second",
+    ),
+    Setting(
+        "detectors_config",
+        str,
+        "detector specs (features, algorithm, contamination, score); default `detectors.yaml` of this checkout",
     ),
     Setting("velocity_windows", _windows, "sliding windows for velocity features, e.g. `10m,1h,24h,30d`"),
     Setting(
