@@ -28,7 +28,8 @@ def _normal_orders(runtime, n: int, seed: int = 1) -> None:
 
 
 def test_train_then_score_live_without_restart(app, runtime, settings, client, pipeline_headers):
-    runtime.models.interval_s = 0.0
+    runtime.models.interval_s = 0.0  # look for new model files on every check
+    runtime.models._next_check = 0.0
     assert runtime.models.status()["orders_iforest"] == "untrained"
     _normal_orders(runtime, 300)
     results = {r["detector"]: r for r in train_detectors(settings, "order", min_rows=50, quiet=True)}
