@@ -33,6 +33,7 @@ single-row semantics everywhere so that serving one row or many gives the same a
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -143,7 +144,16 @@ class TailProbabilityDetector(Detector):
         raise NotImplementedError
 
     def _fit_library(self, X: FloatArray) -> None:
-        model = self._library_model().fit(X)
+        with warnings.catch_warnings():
+            # PyOD's fit scores the training set through scipy.stats.skew, which warns about
+            # precision loss on a constant non-zero column. Those training scores are thrown
+            # away (calibration uses the exact frozen scorer below), so the warning is noise.
+            # catch_warnings swaps process-global filters: fine for a one-off fit, which is
+            # why nothing on the scoring path uses it.
+            warnings.filterwarnings(
+                "ignore", message="Precision loss occurred in moment calculation", category=RuntimeWarning
+            )
+            model = self._library_model().fit(X)
         # What ECOD/COPOD "learn" is the training matrix itself (PyOD keeps it as X_train).
         self.train_ = np.ascontiguousarray(model.X_train, dtype=np.float64)
         self._index = _Index(self.train_)

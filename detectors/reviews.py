@@ -16,9 +16,11 @@ Signals
   service can keep one in memory and feed it; the batch function links verified pairs
   (single linkage) and keeps clusters spanning >= ``min_accounts`` distinct accounts.
 * **Bursts** (``detect_bursts``, ``BurstMonitor``): reviews per shop (or product) per UTC
-  hour against that target's own history (the previous ``history_hours``, at least
-  ``min_history_hours`` even for a new target). The expected hourly count is
-  ``(history + 1) / hours`` and the burst p-value is the Poisson tail ``P(X >= count)``.
+  hour against that target's own history, the previous ``history_hours`` as far as they
+  were observed (since the batch's first review, or ``history_start``; an hour is not tested
+  before ``min_history_hours`` have been observed, so the first hours of a batch are never
+  "bursts" for lack of history). The expected hourly count is ``(history + 1) / hours``
+  and the burst p-value is the Poisson tail ``P(X >= count)``.
   A robust z-score is *not* used: most targets have zero reviews in most hours, so the MAD is
   0 and the z-score is undefined or infinite. Three streams are tested: all reviews, low
   ratings (<= 2, review bombing) and high ratings (>= 4, boosting). Buckets are fixed UTC
@@ -471,8 +473,10 @@ class _BurstConfig:
     def bucket(self, t: float) -> int:
         return math.floor(t / self.bucket_seconds)
 
-    def history_span(self, bucket: int, first_bucket: int) -> int:
-        return max(self.min_history_hours, min(self.history_hours, bucket - first_bucket))
+    def history_span(self, bucket: int, origin: int) -> int | None:
+        """Buckets of observed history before ``bucket``; None if too few to test it."""
+        span = min(self.history_hours, bucket - origin)
+        return span if span >= self.min_history_hours else None
 
 
 def detect_bursts(
@@ -486,12 +490,15 @@ def detect_bursts(
     min_count: int = 5,
     low_max: float = 2,
     high_min: float = 4,
+    history_start: float | datetime | None = None,
 ) -> list[Burst]:
     """Hours in which a target received far more reviews than its history predicts.
 
     A bucket is a burst when its count is >= ``min_count`` and its Poisson p-value is below
-    ``alpha``. ``history_hours`` counts buckets (hours by default) before the bucket;
-    a target's history starts at its first review in the batch. Most significant first.
+    ``alpha``. ``history_hours`` counts buckets (hours by default) before the bucket. The
+    batch is taken to hold every review since ``history_start`` (default: its earliest
+    review), so a target with no reviews before a bucket had none in that period; buckets
+    with less than ``min_history_hours`` of such history are not tested. Most significant first.
     """
     by = _check_by(by)
     cfg = _BurstConfig.of(
@@ -504,11 +511,12 @@ def detect_bursts(
         high_min=high_min,
     )
     batch = as_reviews(reviews)
-    first: dict[str, int] = {}
+    if not batch:
+        return []
+    origin = cfg.bucket(to_epoch(history_start) if history_start is not None else min(r.time for r in batch))
     cells: dict[tuple[str, str], dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
     for review in batch:
         target, bucket = review.target(by), cfg.bucket(review.time)
-        first[target] = min(first.get(target, bucket), bucket)
         for stream in _streams(review.rating, low_max, high_min):
             cells[(target, stream)][bucket].append(review.review_id)
     bursts = []
@@ -519,11 +527,12 @@ def detect_bursts(
             prefix.append(prefix[-1] + len(by_bucket[b]))
         for i, b in enumerate(buckets):
             count = len(by_bucket[b])
-            if count < min_count:
+            span = cfg.history_span(b, origin)
+            if count < min_count or span is None:
                 continue
             lo = bisect.bisect_left(buckets, b - cfg.history_hours)
             history = prefix[i] - prefix[lo]
-            expected, p_value = poisson_burst(count, history, cfg.history_span(b, first[target]))
+            expected, p_value = poisson_burst(count, history, span)
             if p_value < alpha:
                 bursts.append(
                     Burst(
@@ -545,9 +554,12 @@ class BurstMonitor:
     """Incremental burst detection for a service: ``observe`` one review at a time.
 
     Keeps, per target and stream, the counts of the last ``history_hours`` + 1 buckets
-    (older buckets are pruned). ``observe`` returns the bursts the review's bucket shows
-    *now*, counting the review itself; once an hour is complete its result equals
-    ``detect_bursts`` on the same reviews (without the ``review_ids``). Thread-safe.
+    (older buckets are pruned). History counts from ``history_start`` (default: the first
+    review observed), so nothing is tested during the first ``min_history_hours``; feed it
+    a backlog first if it must alert from the start. ``observe`` returns the bursts the
+    review's bucket shows *now*, counting the review itself; once an hour is complete and
+    reviews came in time order, its result equals ``detect_bursts`` on the same reviews
+    (without the ``review_ids``). Thread-safe.
     """
 
     def __init__(
@@ -561,6 +573,7 @@ class BurstMonitor:
         min_count: int = 5,
         low_max: float = 2,
         high_min: float = 4,
+        history_start: float | datetime | None = None,
     ) -> None:
         self.by = _check_by(by)
         self._cfg = _BurstConfig.of(
@@ -572,7 +585,9 @@ class BurstMonitor:
             low_max=low_max,
             high_min=high_min,
         )
-        self._first: dict[str, int] = {}
+        self._origin: int | None = (
+            None if history_start is None else self._cfg.bucket(to_epoch(history_start))
+        )
         self._counts: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
         self._lock = threading.Lock()
 
@@ -582,7 +597,9 @@ class BurstMonitor:
         target, bucket = review.target(self.by), cfg.bucket(review.time)
         out = []
         with self._lock:
-            first = self._first[target] = min(self._first.get(target, bucket), bucket)
+            if self._origin is None:
+                self._origin = bucket
+            span = cfg.history_span(bucket, self._origin)
             for stream in _streams(review.rating, cfg.low_max, cfg.high_min):
                 counts = self._counts[(target, stream)]
                 counts[bucket] = counts.get(bucket, 0) + 1
@@ -590,10 +607,10 @@ class BurstMonitor:
                 for old in [b for b in counts if b < newest - cfg.history_hours]:
                     del counts[old]
                 count = counts[bucket]
-                if count < cfg.min_count:
+                if count < cfg.min_count or span is None:
                     continue
                 history = sum(c for b, c in counts.items() if bucket - cfg.history_hours <= b < bucket)
-                expected, p_value = poisson_burst(count, history, cfg.history_span(bucket, first))
+                expected, p_value = poisson_burst(count, history, span)
                 if p_value < cfg.alpha:
                     out.append(
                         Burst(

@@ -296,7 +296,7 @@ class ModelStore:
     def save(self, spec: DetectorSpec, model: Detector) -> Path:
         folder = self.root / spec.name
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{model.version}.npz"
+        path = folder / f"{model.version}.model"  # our envelope, not a plain .npz
         model.save(path)
         tmp = folder / "current.tmp"
         tmp.write_text(path.name + "\n")

@@ -31,7 +31,7 @@ def test_init_only_stores_params(name: str) -> None:
 def test_get_set_params_and_repr() -> None:
     detector = build("hbos", n_bins="auto")
     assert detector.get_params() == {"n_bins": "auto", "alpha": 0.1, "tol": 0.5, "contamination": 0.1}
-    assert detector.set_params(alpha=0.2) is detector and detector.alpha == 0.2
+    assert detector.set_params(alpha=0.2) is detector and detector.get_params()["alpha"] == 0.2
     assert repr(detector) == "HBOSDetector(n_bins='auto', alpha=0.2, tol=0.5, contamination=0.1)"
     with pytest.raises(ValueError, match="invalid parameter"):
         detector.set_params(bins=3)

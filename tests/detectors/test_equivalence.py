@@ -20,6 +20,7 @@ from sklearn.ensemble import IsolationForest
 
 import detectors.ecdf as ecdf_module
 from detectors import _kernels
+from detectors._jit import python_version
 from detectors.copod import COPODDetector
 from detectors.ecod import ECODDetector
 from detectors.hbos import HBOSDetector
@@ -204,9 +205,9 @@ def use_python_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
 
     for name in dir(_kernels):
         compiled = getattr(_kernels, name)
-        python: Callable[..., Any] | None = getattr(compiled, "py_func", None)
-        if python is None:
+        if not hasattr(compiled, "py_func"):
             continue
+        python = python_version(compiled)
         for module in (_kernels, detectors.ecdf, detectors.hbos, detectors.iforest):
             if getattr(module, name, None) is compiled:
                 monkeypatch.setattr(module, name, python)
@@ -238,7 +239,7 @@ def test_pairwise_sum_matches_numpy() -> None:
         a = rng.standard_normal(n) * 10.0 ** rng.integers(-6, 7, size=n)
         expected = a.reshape(1, -1).sum(axis=1)[0] if n else 0.0
         assert _kernels.pairwise_sum(a, 0, n) == expected
-        assert _kernels.pairwise_sum.py_func(a, 0, n) == expected
+        assert python_version(_kernels.pairwise_sum)(a, 0, n) == expected
 
 
 def test_exact_skew_replica_matches_scipy() -> None:

@@ -363,9 +363,22 @@ def test_burst_monitor_matches_the_batch_once_the_hour_is_complete() -> None:
     assert min(b.count for b in seen if b.stream == "low") == 5
 
 
-def test_new_target_needs_min_count() -> None:
-    few = [review(k, f"u{k}", shop="new", time=T0 + k) for k in range(4)]
-    assert detect_bursts(few) == []
+def test_no_burst_without_history_or_below_min_count() -> None:
+    # a busy shop seen from the first hour of a batch: no history yet, so nothing is tested
+    busy = [
+        review(f"{h}-{k}", f"u{h}-{k}", shop="busy", time=T0 + h * HOUR + k)
+        for h in range(48)
+        for k in range(12)
+    ]
+    assert detect_bursts(busy) == []
+    assert all(BurstMonitor().observe(r) == [] for r in busy)
+    # ... but declaring that the batch covers the quiet month before makes the first hour a burst
+    assert {b.bucket_start for b in detect_bursts(busy, history_start=T0 - 30 * 24 * HOUR)} == {T0}
+    # a brand-new shop in a batch that spans weeks: its first busy hour is a burst
+    quiet = [review(f"q{d}", f"q{d}", shop="old", time=T0 - d * 24 * HOUR) for d in range(20)]
+    new = [review(f"n{k}", f"n{k}", shop="new", time=T0 + k) for k in range(6)]
+    assert {b.target_id for b in detect_bursts(quiet + new)} == {"new"}
+    assert detect_bursts(quiet + new[:4]) == []  # 4 < min_count
 
 
 # ---------------------------------------------------------------------------- ratings and purchases
@@ -412,7 +425,6 @@ def marketplace_with_ring(seed: int = 3) -> list[dict[str, Any]]:
                 f"honest{u}",
                 product=f"{s}-p",
                 shop=s,
-                text=honest_text(rng),
                 time=T0 - rng.randint(0, 2000) * HOUR,
             )
             for s in chosen
