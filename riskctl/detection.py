@@ -271,6 +271,11 @@ class ModelStore:
                         log.error("model %s was trained on other features than the spec; retrain", path)
                         continue
                     det = LoadedDetector(spec, model, path)
+                    # Score once now: the first call compiles (or loads) the numba kernels,
+                    # which must not happen inside a pipeline's millisecond budget.
+                    zero = np.zeros(len(spec.features))
+                    model.probability_one(zero)
+                    model.explain(zero, top=3)
                     log.info("detector %s model %s is live", spec.name, det.version)
             loaded.setdefault(spec.kind, []).append(det)
             versions[spec.name] = det.version
