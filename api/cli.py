@@ -546,7 +546,7 @@ def config_table() -> None:
         if isinstance(value, tuple):
             value = ",".join(value)
         elif isinstance(value, dict):
-            value = ",".join(f"{k}={v}" for k, v in value.items())
+            value = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in value.items())
         click.echo(f"| `{s.env}` | `{value}` | {s.description} |")
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from riskctl.apikeys import KeyVerifier
+from riskctl.cases import DEFAULT_QUEUES, DEFAULT_SLA_HOURS, Routing
 from riskctl.checks import CheckService
 from riskctl.config import Settings
 from riskctl.db import make_engine, make_sessionmaker
@@ -98,6 +99,7 @@ def build_runtime(settings: Settings) -> Runtime:
         detectors=models.current,
         fallback=settings.degraded_fallback,
         deadline_ms=settings.check_deadline_ms,
+        routing=Routing(DEFAULT_QUEUES, {**DEFAULT_SLA_HOURS, **settings.case_sla_hours}),
     )
     keys = KeyVerifier(sessions, cache_seconds=settings.api_key_cache_s)
     return Runtime(

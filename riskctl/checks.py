@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from riskctl.breaker import CircuitBreaker
+from riskctl.cases import DEFAULT_QUEUES, DEFAULT_SLA_HOURS, Routing, open_or_join
 from riskctl.decisions import Outcome, Signal, SignalStatus, Verdict, decide
 from riskctl.errors import IdempotencyConflict, NotFound
 from riskctl.events import (
@@ -46,6 +47,14 @@ _STORED = (
     .join(EventRecord, Decision.event_pk == EventRecord.id)
     .where(Decision.event_id == bindparam("event_id"))
 )
+
+
+class Enricher(Protocol):
+    """Adds features computed in-process from the event alone (e.g. brand matching)."""
+
+    kinds: frozenset[str]
+
+    def features(self, event: BaseEvent) -> dict[str, Any]: ...
 
 
 class DetectorSet(Protocol):
@@ -111,6 +120,8 @@ class CheckService:
         fallback: dict[str, str] | None = None,
         breaker: CircuitBreaker | None = None,
         deadline_ms: int = 250,
+        enrichers: Sequence[Enricher] = (),
+        routing: Routing | None = None,
     ) -> None:
         self.sessions = sessions
         self.engine: Engine = sessions.kw["bind"]
@@ -122,6 +133,8 @@ class CheckService:
         self.fallback = {k: Outcome.parse(v) for k, v in (fallback or {}).items()}
         self.breaker = breaker or CircuitBreaker()
         self.deadline_s = deadline_ms / 1000
+        self.enrichers = tuple(enrichers)
+        self.routing = routing or Routing(DEFAULT_QUEUES, DEFAULT_SLA_HOURS)
 
     # -- the path -------------------------------------------------------------------
     def check(self, raw: bytes) -> CheckResult:
@@ -199,6 +212,9 @@ class CheckService:
         """Static features, then velocity and list memberships in one Redis round trip."""
         features = static_features(event)
         kind: str = event.kind  # type: ignore[attr-defined]
+        for enricher in self.enrichers:
+            if kind in enricher.kinds:
+                features.update(enricher.features(event))
         lookups = self.lists.lookups(event)
         result = None
         if self.breaker.allow():
@@ -288,6 +304,21 @@ class CheckService:
             ]
             if hits:
                 conn.execute(insert(DecisionHit), hits)
+            if verdict.outcome >= Outcome.REVIEW and subject is not None:
+                open_or_join(
+                    conn,
+                    self.routing,
+                    decision_id=decision_id,
+                    kind=kind,
+                    subject_id=subject,
+                    shop_id=shop,
+                    score=verdict.score,
+                    money=amount,
+                    title=f"{kind} {verdict.outcome.label}: "
+                    + (verdict.reasons[0].description if verdict.reasons else "score over threshold"),
+                    reasons=[r.to_dict() for r in verdict.reasons],
+                    now=now,
+                )
 
     # -- reads ------------------------------------------------------------------------
     def get_decision(self, decision_id: str) -> dict[str, Any]:

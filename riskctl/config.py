@@ -55,6 +55,20 @@ def _fallbacks(text: str) -> dict[str, str]:
     return out
 
 
+def _sla_hours(text: str) -> dict[str, float]:
+    """``orders=24,reviews=48,...``: hours from a case opening to its SLA due time."""
+    out: dict[str, float] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        queue, _, hours = part.partition("=")
+        value = float(hours)
+        if not 0 < value <= 24 * 90:
+            raise ValueError(f"SLA for {queue.strip()!r} must be between 0 and 2160 hours")
+        out[queue.strip()] = value
+    return out
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str  # attribute on Settings; env var is RISKCTL_<NAME>
@@ -82,6 +96,9 @@ class Settings:
     detectors_config: str = str(Path(__file__).resolve().parent.parent / "detectors.yaml")
     velocity_windows: tuple[str, ...] = ("10m", "1h", "24h", "30d")
     degraded_fallback: dict[str, str] = field(default_factory=lambda: {k: "allow" for k in KINDS})
+    case_sla_hours: dict[str, float] = field(
+        default_factory=lambda: {"orders": 24.0, "reviews": 48.0, "coupons": 12.0, "ip": 72.0}
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 2
@@ -191,6 +208,11 @@ SETTINGS: tuple[Setting, ...] = (
         "degraded_fallback",
         _fallbacks,
         "outcome floor per kind when degraded, e.g. `order=allow,coupon_redemption=review`",
+    ),
+    Setting(
+        "case_sla_hours",
+        _sla_hours,
+        "hours from a case opening to its SLA due time, per queue (`orders`, `reviews`, `coupons`, `ip`)",
     ),
     Setting("host", str, "address `riskctl serve` binds"),
     Setting("port", int, "port `riskctl serve` binds (default 8000)"),

@@ -173,3 +173,46 @@ class ListEntry(Base):
         UniqueConstraint("list_name", "entity_type", "token"),
         Index("ix_list_entries_list_name_entity_type", "list_name", "entity_type"),
     )
+
+
+class Case(Base):
+    """An item in the enforcement queue: one subject's suspicious activity in one queue."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    queue: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[str] = mapped_column(String(128))
+    shop_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    resolution: Mapped[str | None] = mapped_column(String(20), default=None)
+    priority: Mapped[float] = mapped_column(Float)
+    sla_due_at: Mapped[datetime] = mapped_column()
+    assignee: Mapped[str | None] = mapped_column(String(100), default=None)
+    claim_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    decision_count: Mapped[int] = mapped_column(Integer, default=0)
+    money_at_stake: Mapped[float] = mapped_column(Float, default=0.0)
+    max_score: Mapped[float] = mapped_column(Float, default=0.0)
+    source: Mapped[str] = mapped_column(String(40), default="decision")
+    title: Mapped[str] = mapped_column(String(300))
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (
+        Index("ix_cases_queue_status_priority", "queue", "status", "priority"),
+        Index("ix_cases_subject_id_queue", "subject_id", "queue"),
+    )
+
+
+class CaseDecision(Base):
+    """A decision that opened or joined a case."""
+
+    __tablename__ = "case_decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    decision_id: Mapped[str] = mapped_column(ForeignKey("decisions.id"), unique=True)
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -19,12 +19,21 @@ def _normal_orders(runtime, n: int, seed: int = 1) -> None:
     for i in range(n):
         amount = round(rng.lognormvariate(3.0, 0.5), 2)
         qty = rng.randint(1, 3)
-        runtime.checks.check(orjson.dumps(factories.order(
-            buyer_id=f"b{rng.randint(0, 400)}", shop_id=f"s{rng.randint(0, 30)}", device_id=f"d{i}",
-            ip=f"198.51.{rng.randint(0, 200)}.{rng.randint(1, 250)}",
-            payment={"method": "card", "fingerprint": f"card-{i:06d}"}, shipping_address_hash=f"addr-{i:06d}",
-            amount=amount, items=[{"product_id": "p", "quantity": qty, "unit_price": round(amount / qty, 2)}],
-            occurred_at=f"2026-11-20T{rng.randint(8, 21):02d}:{rng.randint(0, 59):02d}:00Z")))
+        runtime.checks.check(
+            orjson.dumps(
+                factories.order(
+                    buyer_id=f"b{rng.randint(0, 400)}",
+                    shop_id=f"s{rng.randint(0, 30)}",
+                    device_id=f"d{i}",
+                    ip=f"198.51.{rng.randint(0, 200)}.{rng.randint(1, 250)}",
+                    payment={"method": "card", "fingerprint": f"card-{i:06d}"},
+                    shipping_address_hash=f"addr-{i:06d}",
+                    amount=amount,
+                    items=[{"product_id": "p", "quantity": qty, "unit_price": round(amount / qty, 2)}],
+                    occurred_at=f"2026-11-20T{rng.randint(8, 21):02d}:{rng.randint(0, 59):02d}:00Z",
+                )
+            )
+        )
 
 
 def test_train_then_score_live_without_restart(app, runtime, settings, client, pipeline_headers):
@@ -36,26 +45,40 @@ def test_train_then_score_live_without_restart(app, runtime, settings, client, p
     assert results["orders_iforest"]["status"] == "live"
     assert results["orders_iforest"]["rows"] == 300
 
-    r = client.post("/v1/checks", headers=pipeline_headers, json=factories.order(
-        amount=25.0, items=[{"product_id": "p", "quantity": 1, "unit_price": 25.0}]))
+    r = client.post(
+        "/v1/checks",
+        headers=pipeline_headers,
+        json=factories.order(amount=25.0, items=[{"product_id": "p", "quantity": 1, "unit_price": 25.0}]),
+    )
     detail = client.get(f"/v1/decisions/{r.get_json()['decision_id']}", headers=pipeline_headers).get_json()
     version = results["orders_iforest"]["version"]
     assert detail["detector_versions"] == {"orders_iforest": version}
     signal = next(s for s in detail["signals"] if s["code"] == "detector.orders_iforest")
     assert 0.0 <= detail["features"]["detector.orders_iforest.score"] <= 1.0
     if signal["status"] == "no_hit":
-        assert "probability" not in signal or signal["details"]["probability"] < signal["details"]["threshold"]
+        assert (
+            "probability" not in signal or signal["details"]["probability"] < signal["details"]["threshold"]
+        )
 
-    odd = client.post("/v1/checks", headers=pipeline_headers, json=factories.order(
-        amount=90_000.0, items=[{"product_id": "p", "quantity": 400, "unit_price": 225.0}] * 30,
-        occurred_at="2026-11-20T03:00:00Z"))
+    odd = client.post(
+        "/v1/checks",
+        headers=pipeline_headers,
+        json=factories.order(
+            amount=90_000.0,
+            items=[{"product_id": "p", "quantity": 400, "unit_price": 225.0}] * 30,
+            occurred_at="2026-11-20T03:00:00Z",
+        ),
+    )
     detail = client.get(f"/v1/decisions/{odd.get_json()['decision_id']}", headers=pipeline_headers).get_json()
     signal = next(s for s in detail["signals"] if s["code"] == "detector.orders_iforest")
     assert signal["status"] == "hit"
     assert signal["details"]["probability"] >= signal["details"]["threshold"]
     drivers = {d["feature"] for d in signal["details"]["drivers"]}
     assert drivers & {"order.amount", "order.quantity", "order.item_count"}
-    assert any(r["code"] == "detector.orders_iforest" and r["source"] == "detector" for r in odd.get_json()["reasons"])
+    assert any(
+        r["code"] == "detector.orders_iforest" and r["source"] == "detector"
+        for r in odd.get_json()["reasons"]
+    )
     assert client.get("/readyz").get_json()["detectors"]["orders_iforest"] == version
 
 
@@ -66,13 +89,19 @@ def test_too_few_rows_are_skipped(runtime, settings):
 
 def test_spec_with_unknown_feature_fails_at_load(runtime, tmp_path):
     bad = tmp_path / "detectors.yaml"
-    bad.write_text("detectors:\n  - name: x_hbos\n    kind: order\n    algorithm: hbos\n    features: [order.amout]\n")
-    with pytest.raises(ConfigError, match="order.amout"):
+    bad.write_text(
+        "detectors:\n  - name: x_hbos\n    kind: order\n    algorithm: hbos\n    features: [order.amout]\n"
+    )
+    with pytest.raises(ConfigError, match=r"order\.amout"):
         load_specs(bad, runtime.policy.schema)
-    bad.write_text("detectors:\n  - name: x_hbos\n    kind: order\n    algorithm: magic\n    features: [order.amount]\n")
+    bad.write_text(
+        "detectors:\n  - name: x_hbos\n    kind: order\n    algorithm: magic\n    features: [order.amount]\n"
+    )
     with pytest.raises(ConfigError, match="magic"):
         load_specs(bad, runtime.policy.schema)
-    bad.write_text("detectors:\n  - name: x_hbos\n    kind: review\n    algorithm: hbos\n    features: [review.text]\n")
+    bad.write_text(
+        "detectors:\n  - name: x_hbos\n    kind: review\n    algorithm: hbos\n    features: [review.text]\n"
+    )
     with pytest.raises(ConfigError, match="detectors read numbers"):
         load_specs(bad, runtime.policy.schema)
 

@@ -1,0 +1,125 @@
+"""Opening cases: every ``review``/``block`` decision opens a case or joins the open case of
+the same subject in the same queue, inside the check's single transaction.
+
+Routing (kind → queue) and each queue's SLA are configuration. Priority orders the queue:
+the decision's score, the money at stake and - once reputation is known - the subject's
+record; a case's priority only rises as decisions join it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from riskctl.casestate import CaseStatus, Resolution, label_of
+from riskctl.ids import new_id
+from riskctl.models import Case, CaseDecision, Decision, EventRecord
+
+DEFAULT_QUEUES = {"order": "orders", "review": "reviews", "coupon_redemption": "coupons", "listing": "ip"}
+DEFAULT_SLA_HOURS = {"orders": 24.0, "reviews": 48.0, "coupons": 12.0, "ip": 72.0}
+OPEN_STATUSES = (CaseStatus.OPEN.value, CaseStatus.CLAIMED.value)
+
+
+def priority(score: float, money: float | None, reputation: float | None = None) -> float:
+    """0-100. Score dominates; money at stake adds up to 25 (log scale: 10 → 6, 1000 → 19);
+    a subject with a bad record (reputation near 0) adds up to 15."""
+    p = 0.6 * score + min(25.0, 6.25 * math.log10(1.0 + max(0.0, money or 0.0)))
+    if reputation is not None:
+        p += 15.0 * (1.0 - max(0.0, min(1.0, reputation)))
+    return round(min(100.0, p), 2)
+
+
+@dataclass(frozen=True)
+class Routing:
+    queues: dict[str, str]
+    sla_hours: dict[str, float]
+
+    def queue(self, kind: str) -> str:
+        return self.queues.get(kind, kind)
+
+    def due(self, queue: str, at: datetime) -> datetime:
+        return at + timedelta(hours=self.sla_hours.get(queue, 24.0))
+
+
+def open_or_join(
+    conn: Connection,
+    routing: Routing,
+    *,
+    decision_id: str,
+    kind: str,
+    subject_id: str,
+    shop_id: str | None,
+    score: float,
+    money: float | None,
+    title: str,
+    reasons: list[dict[str, Any]],
+    now: datetime,
+) -> str:
+    """The id of the case this decision opened or joined (run inside the check's transaction)."""
+    queue = routing.queue(kind)
+    p = priority(score, money)
+    existing = conn.execute(
+        select(Case.id, Case.priority, Case.max_score)
+        .where(Case.queue == queue, Case.subject_id == subject_id, Case.status.in_(OPEN_STATUSES))
+        .order_by(Case.opened_at)
+        .limit(1)
+    ).first()
+    if existing is not None:
+        case_id = existing.id
+        conn.execute(
+            update(Case)
+            .where(Case.id == case_id)
+            .values(
+                decision_count=Case.decision_count + 1,
+                money_at_stake=Case.money_at_stake + (money or 0.0),
+                priority=max(existing.priority, p),
+                max_score=max(existing.max_score, score),
+                updated_at=now,
+            )
+        )
+    else:
+        case_id = new_id("case")
+        conn.execute(
+            insert(Case),
+            {
+                "id": case_id,
+                "queue": queue,
+                "kind": kind,
+                "subject_id": subject_id,
+                "shop_id": shop_id,
+                "status": CaseStatus.OPEN.value,
+                "priority": p,
+                "sla_due_at": routing.due(queue, now),
+                "decision_count": 1,
+                "money_at_stake": money or 0.0,
+                "max_score": score,
+                "source": "decision",
+                "title": title[:300],
+                "evidence": {"first_reasons": reasons[:5]},
+                "opened_at": now,
+                "updated_at": now,
+            },
+        )
+    conn.execute(insert(CaseDecision), {"case_id": case_id, "decision_id": decision_id, "added_at": now})
+    return case_id
+
+
+def case_labels(conn: Connection) -> dict[str, bool]:
+    """event_id → is abuse, for every event of a case people have concluded on."""
+    rows = conn.execute(
+        select(Decision.event_id, Case.status, Case.resolution)
+        .join(CaseDecision, CaseDecision.decision_id == Decision.id)
+        .join(Case, Case.id == CaseDecision.case_id)
+        .join(EventRecord, EventRecord.id == Decision.event_pk)
+        .where(Case.resolution.is_not(None))
+    )
+    out = {}
+    for event_id, status, resolution in rows:
+        label = label_of(CaseStatus(status), Resolution(resolution))
+        if label is not None:
+            out[event_id] = label
+    return out
