@@ -7,32 +7,16 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 import orjson
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
+from api.cliutil import database as _database
+from api.cliutil import list_store as _list_store
+from api.cliutil import settings as _settings
 from riskctl.config import SETTINGS, Settings
-
-
-def _settings() -> Settings:
-    return Settings.from_env()
-
-
-@contextmanager
-def _database(settings: Settings) -> Iterator[tuple[Engine, sessionmaker[Session]]]:
-    from riskctl.db import make_engine, make_sessionmaker
-
-    engine = make_engine(settings.effective_database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
-    try:
-        yield engine, make_sessionmaker(engine)
-    finally:
-        engine.dispose()
 
 
 @click.group()
@@ -345,32 +329,6 @@ def lists_group() -> None:
     """Allow and block lists (the database is the record; Redis serves checks)."""
 
 
-@contextmanager
-def _list_store() -> Iterator[Any]:
-    import redis as redis_lib
-
-    from riskctl.lists import ListStore
-    from riskctl.pseudonym import Pseudonymizer
-    from riskctl.redisconn import EmbeddedRedis, make_client
-
-    settings = _settings()
-    embedded = None
-    url = settings.redis_url
-    if not url:
-        embedded = EmbeddedRedis(settings.instance / "redis").start()
-        url = embedded.url
-    client = make_client(url, connect_timeout_ms=2000, socket_timeout_ms=5000)
-    try:
-        with _database(settings) as (_, sessions):
-            yield ListStore(sessions, client, Pseudonymizer(settings.effective_pseudonym_key))
-    except redis_lib.RedisError as exc:
-        raise click.ClickException(f"redis: {exc}") from None
-    finally:
-        client.close()
-        if embedded is not None:
-            embedded.stop()
-
-
 @lists_group.command("add")
 @click.option("--list", "list_name", type=click.Choice(["allow", "block"]), required=True)
 @click.option(
@@ -552,3 +510,12 @@ def config_table() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _register_commands() -> None:
+    from api.commands import register
+
+    register(main)
+
+
+_register_commands()
