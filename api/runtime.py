@@ -86,10 +86,18 @@ def build_runtime(settings: Settings) -> Runtime:
         # the next start or `riskctl lists sync` brings Redis up to date.
         log.warning("list sync skipped: %s", exc)
     base_schema = FeatureSchema([*STATIC_SCHEMA, *velocity.schema(), *list_schema()])
-    specs = load_specs(Path(settings.detectors_config), base_schema)
-    models = ModelStore(settings.instance / "models", specs)
-    schema = base_schema.merged(detector_schema(specs))
-    policy = PolicyHolder(Path(settings.rules_path), schema)
+    try:
+        specs = load_specs(Path(settings.detectors_config), base_schema)
+        models = ModelStore(settings.instance / "models", specs)
+        schema = base_schema.merged(detector_schema(specs))
+        policy = PolicyHolder(Path(settings.rules_path), schema)
+    except Exception:
+        # A broken rule pack or detector spec refuses the start: release what was opened.
+        client.close()
+        engine.dispose()
+        if embedded is not None:
+            embedded.stop()
+        raise
     checks = CheckService(
         sessions,
         velocity,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Float, bindparam, insert, select, update
 
 from riskctl.casestate import CaseStatus, Resolution, label_of
 from riskctl.ids import new_id
@@ -45,6 +45,31 @@ class Routing:
         return at + timedelta(hours=self.sla_hours.get(queue, 24.0))
 
 
+# Built once: this runs inside every flagged check, and building the statement costs more
+# than executing it.
+_OPEN_CASE = (
+    select(Case.id, Case.priority, Case.max_score)
+    .where(
+        Case.queue == bindparam("queue"),
+        Case.subject_id == bindparam("subject_id"),
+        Case.status.in_(OPEN_STATUSES),
+    )
+    .order_by(Case.opened_at)
+    .limit(1)
+)
+_JOIN_CASE = (
+    update(Case)
+    .where(Case.id == bindparam("case_id"))
+    .values(
+        decision_count=Case.decision_count + 1,
+        money_at_stake=Case.money_at_stake + bindparam("money", type_=Float),
+        priority=bindparam("priority", type_=Float),
+        max_score=bindparam("max_score", type_=Float),
+        updated_at=bindparam("now", type_=Case.updated_at.type),
+    )
+)
+
+
 def open_or_join(
     conn: Connection,
     routing: Routing,
@@ -62,24 +87,18 @@ def open_or_join(
     """The id of the case this decision opened or joined (run inside the check's transaction)."""
     queue = routing.queue(kind)
     p = priority(score, money)
-    existing = conn.execute(
-        select(Case.id, Case.priority, Case.max_score)
-        .where(Case.queue == queue, Case.subject_id == subject_id, Case.status.in_(OPEN_STATUSES))
-        .order_by(Case.opened_at)
-        .limit(1)
-    ).first()
+    existing = conn.execute(_OPEN_CASE, {"queue": queue, "subject_id": subject_id}).first()
     if existing is not None:
         case_id = existing.id
         conn.execute(
-            update(Case)
-            .where(Case.id == case_id)
-            .values(
-                decision_count=Case.decision_count + 1,
-                money_at_stake=Case.money_at_stake + (money or 0.0),
-                priority=max(existing.priority, p),
-                max_score=max(existing.max_score, score),
-                updated_at=now,
-            )
+            _JOIN_CASE,
+            {
+                "case_id": case_id,
+                "money": money or 0.0,
+                "priority": max(existing.priority, p),
+                "max_score": max(existing.max_score, score),
+                "now": now,
+            },
         )
     else:
         case_id = new_id("case")

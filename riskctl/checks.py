@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import Engine, bindparam, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from riskctl.breaker import CircuitBreaker
-from riskctl.cases import DEFAULT_QUEUES, DEFAULT_SLA_HOURS, Routing, open_or_join
+from riskctl.cases import DEFAULT_QUEUES, DEFAULT_SLA_HOURS, Routing
 from riskctl.decisions import Outcome, Signal, SignalStatus, Verdict, decide
 from riskctl.errors import IdempotencyConflict, NotFound
 from riskctl.events import (
@@ -30,7 +29,8 @@ from riskctl.events import (
 from riskctl.extraction import static_features
 from riskctl.ids import new_id
 from riskctl.lists import ListStore
-from riskctl.models import Decision, DecisionHit, EventRecord, utcnow
+from riskctl.models import Decision, EventRecord
+from riskctl.persist import DriverWriter, Write
 from riskctl.policy import PolicyHolder
 from riskctl.pseudonym import Pseudonymizer
 from riskctl.velocity import Velocity
@@ -135,6 +135,7 @@ class CheckService:
         self.deadline_s = deadline_ms / 1000
         self.enrichers = tuple(enrichers)
         self.routing = routing or Routing(DEFAULT_QUEUES, DEFAULT_SLA_HOURS)
+        self.writer = DriverWriter(self.engine, self.routing)
 
     # -- the path -------------------------------------------------------------------
     def check(self, raw: bytes) -> CheckResult:
@@ -184,7 +185,7 @@ class CheckService:
                 body,
                 latency_us,
             )
-        except IntegrityError:
+        except self.writer.integrity_errors:
             # Decided before (a retry, or a concurrent duplicate that committed first):
             # answer with the stored decision, or 409 if the body differs.
             stored = self._stored(event.event_id, body_hash)
@@ -254,71 +255,38 @@ class CheckService:
     ) -> None:
         subject, shop, amount = subject_of(event)
         kind: str = event.kind  # type: ignore[attr-defined]
-        now = utcnow()
-        with self.engine.begin() as conn:  # one transaction, one commit
-            event_pk = conn.execute(
-                insert(EventRecord),
-                {
-                    "event_id": event.event_id,
-                    "kind": kind,
-                    "occurred_at": event.occurred_at,
-                    "received_at": now,
-                    "body_hash": body_hash,
-                    "subject_id": subject,
-                    "shop_id": shop,
-                    "amount": amount,
-                    "payload": redacted_payload(event, self.pseudo),
-                },
-            ).inserted_primary_key[0]  # type: ignore[index]
-            conn.execute(
-                insert(Decision),
-                {
-                    "id": decision_id,
-                    "event_pk": event_pk,
-                    "event_id": event.event_id,
-                    "kind": kind,
-                    "outcome": verdict.outcome.label,
-                    "score": verdict.score,
-                    "degraded": degraded,
-                    "rulepack_version": rulepack_version,
-                    "detector_versions": detector_versions,
-                    "features": features,
-                    "signals": [s.to_dict() for s in signals],
-                    "reasons": [r.to_dict() for r in verdict.reasons],
-                    "response_body": body.decode(),
-                    "latency_us": latency_us,
-                    "created_at": now,
-                },
+        reasons = [r.to_dict() for r in verdict.reasons]
+        self.writer.write(
+            Write(
+                event_id=event.event_id,
+                kind=kind,
+                occurred_at=event.occurred_at,
+                body_hash=body_hash,
+                subject_id=subject,
+                shop_id=shop,
+                amount=amount,
+                payload=redacted_payload(event, self.pseudo),
+                decision_id=decision_id,
+                outcome=verdict.outcome.label,
+                flagged=verdict.outcome >= Outcome.REVIEW,
+                score=verdict.score,
+                degraded=degraded,
+                rulepack_version=rulepack_version,
+                detector_versions=detector_versions,
+                features=features,
+                signals=[s.to_dict() for s in signals],
+                reasons=reasons,
+                hits=[
+                    {"code": s.code, "source": s.source.value, "mode": s.mode.value, "score": s.score}
+                    for s in signals
+                    if s.status is SignalStatus.HIT
+                ],
+                response_body=body.decode(),
+                latency_us=latency_us,
+                title=f"{kind} {verdict.outcome.label}: "
+                + (verdict.reasons[0].description if verdict.reasons else "score over threshold"),
             )
-            hits = [
-                {
-                    "decision_id": decision_id,
-                    "code": s.code,
-                    "source": s.source.value,
-                    "mode": s.mode.value,
-                    "score": s.score,
-                    "created_at": now,
-                }
-                for s in signals
-                if s.status is SignalStatus.HIT
-            ]
-            if hits:
-                conn.execute(insert(DecisionHit), hits)
-            if verdict.outcome >= Outcome.REVIEW and subject is not None:
-                open_or_join(
-                    conn,
-                    self.routing,
-                    decision_id=decision_id,
-                    kind=kind,
-                    subject_id=subject,
-                    shop_id=shop,
-                    score=verdict.score,
-                    money=amount,
-                    title=f"{kind} {verdict.outcome.label}: "
-                    + (verdict.reasons[0].description if verdict.reasons else "score over threshold"),
-                    reasons=[r.to_dict() for r in verdict.reasons],
-                    now=now,
-                )
+        )
 
     # -- reads ------------------------------------------------------------------------
     def get_decision(self, decision_id: str) -> dict[str, Any]:

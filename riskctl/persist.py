@@ -1,0 +1,327 @@
+"""Storing one decision: the event, the decision, its hits and its case, in one transaction.
+
+Two writers with one contract:
+
+- :class:`CoreWriter` states the writes with SQLAlchemy Core. It is the reference.
+- :class:`DriverWriter` runs the same statements, compiled once by SQLAlchemy for the
+  engine's dialect, straight on the DBAPI cursor, with each value passed through the
+  column type's own bind processor. This is the check path's writer: per statement it saves
+  SQLAlchemy's per-execution work (statement construction, cache lookup, execution
+  context), which costs more than the insert itself (``bench/bench_persist.py`` measures
+  both in one run; ``tests/test_persist.py`` holds the two to identical rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, Table, bindparam, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import ClauseElement
+
+from riskctl.cases import OPEN_STATUSES, Routing, open_or_join, priority
+from riskctl.casestate import CaseStatus
+from riskctl.ids import new_id
+from riskctl.models import Case, CaseDecision, Decision, DecisionHit, EventRecord, utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """Everything one check stores."""
+
+    event_id: str
+    kind: str
+    occurred_at: datetime
+    body_hash: str
+    subject_id: str | None
+    shop_id: str | None
+    amount: float | None
+    payload: dict[str, Any]
+    decision_id: str
+    outcome: str
+    flagged: bool  # review or block: opens or joins the subject's case
+    score: float
+    degraded: bool
+    rulepack_version: str
+    detector_versions: dict[str, str]
+    features: dict[str, Any]
+    signals: list[dict[str, Any]]
+    reasons: list[dict[str, Any]]
+    hits: list[dict[str, Any]]  # code, source, mode, score
+    response_body: str
+    latency_us: int
+    title: str
+
+
+class CoreWriter:
+    """The reference: SQLAlchemy Core statements."""
+
+    def __init__(self, engine: Engine, routing: Routing) -> None:
+        self.engine = engine
+        self.routing = routing
+
+    def write(self, w: Write, now: datetime | None = None) -> None:
+        now = now or utcnow()
+        with self.engine.begin() as conn:  # one transaction, one commit
+            event_pk = conn.execute(insert(EventRecord), _event_row(w, now)).inserted_primary_key[0]  # type: ignore[index]
+            conn.execute(insert(Decision), _decision_row(w, event_pk, now))
+            if w.hits:
+                conn.execute(insert(DecisionHit), _hit_rows(w, now))
+            if w.flagged and w.subject_id is not None:
+                open_or_join(
+                    conn,
+                    self.routing,
+                    decision_id=w.decision_id,
+                    kind=w.kind,
+                    subject_id=w.subject_id,
+                    shop_id=w.shop_id,
+                    score=w.score,
+                    money=w.amount,
+                    title=w.title,
+                    reasons=w.reasons,
+                    now=now,
+                )
+
+
+class _Prepared:
+    """One statement compiled once for a dialect, executed on a DBAPI cursor."""
+
+    def __init__(self, statement: ClauseElement, engine: Engine) -> None:
+        dialect = engine.dialect
+        compiled = statement.compile(dialect=dialect)
+        self.sql = compiled.string
+        self.positional = dialect.positional
+        by_name = {name: bind for bind, name in compiled.bind_names.items()}  # as rendered in the SQL
+        self.order: list[str] = list(compiled.positiontup or []) if self.positional else list(by_name)
+        self.defaults: dict[str, Any] = dict(compiled.params)  # values fixed in the statement
+        self.processors: dict[str, Any] = {}
+        for name in self.order:
+            proc = by_name[name].type.dialect_impl(dialect).bind_processor(dialect)
+            if proc is not None:
+                self.processors[name] = proc
+
+    def params(self, values: dict[str, Any]) -> Any:
+        procs = self.processors
+        out = {}
+        for name in self.order:
+            v = values[name] if name in values else self.defaults[name]
+            p = procs.get(name)
+            out[name] = p(v) if p is not None and v is not None else v
+        if self.positional:
+            return tuple(out[name] for name in self.order)
+        return out
+
+
+def _insert(table: Table, columns: Sequence[str], engine: Engine, returning: str | None = None) -> _Prepared:
+    stmt = insert(table).values({name: bindparam(name, type_=table.c[name].type) for name in columns})
+    if returning is not None:
+        stmt = stmt.returning(table.c[returning])
+    return _Prepared(stmt, engine)
+
+
+_EVENT_COLUMNS = (
+    "event_id",
+    "kind",
+    "occurred_at",
+    "received_at",
+    "body_hash",
+    "subject_id",
+    "shop_id",
+    "amount",
+    "payload",
+)
+_DECISION_COLUMNS = (
+    "id",
+    "event_pk",
+    "event_id",
+    "kind",
+    "outcome",
+    "score",
+    "degraded",
+    "rulepack_version",
+    "detector_versions",
+    "features",
+    "signals",
+    "reasons",
+    "response_body",
+    "latency_us",
+    "created_at",
+)
+_HIT_COLUMNS = ("decision_id", "code", "source", "mode", "score", "created_at")
+_CASE_COLUMNS = (
+    "id",
+    "queue",
+    "kind",
+    "subject_id",
+    "shop_id",
+    "status",
+    "priority",
+    "sla_due_at",
+    "decision_count",
+    "money_at_stake",
+    "max_score",
+    "source",
+    "title",
+    "evidence",
+    "opened_at",
+    "updated_at",
+)
+
+
+class DriverWriter:
+    """The check path's writer: the same rows as :class:`CoreWriter`, on the DBAPI cursor."""
+
+    def __init__(self, engine: Engine, routing: Routing) -> None:
+        self.engine = engine
+        self.routing = routing
+        self.integrity_errors: tuple[type[BaseException], ...] = (
+            IntegrityError,
+            engine.dialect.loaded_dbapi.IntegrityError,
+        )
+        self._returning = bool(engine.dialect.insert_returning)
+        events: Table = EventRecord.__table__  # type: ignore[assignment]
+        self._event = _insert(events, _EVENT_COLUMNS, engine, "id" if self._returning else None)
+        self._decision = _insert(Decision.__table__, _DECISION_COLUMNS, engine)  # type: ignore[arg-type]
+        self._hit = _insert(DecisionHit.__table__, _HIT_COLUMNS, engine)  # type: ignore[arg-type]
+        self._case = _insert(Case.__table__, _CASE_COLUMNS, engine)  # type: ignore[arg-type]
+        self._case_decision = _insert(
+            CaseDecision.__table__,  # type: ignore[arg-type]
+            ("case_id", "decision_id", "added_at"),
+            engine,
+        )
+        self._open_case = _Prepared(
+            select(Case.id, Case.priority, Case.max_score)
+            .where(
+                Case.queue == bindparam("queue", type_=Case.queue.type),
+                Case.subject_id == bindparam("subject_id", type_=Case.subject_id.type),
+                or_(*(Case.status == bindparam(f"status_{s}", s) for s in OPEN_STATUSES)),
+            )
+            .order_by(Case.opened_at)
+            .limit(1),
+            engine,
+        )
+        self._join_case = _Prepared(
+            update(Case)
+            .where(Case.id == bindparam("case_id", type_=Case.id.type))
+            .values(
+                decision_count=Case.decision_count + bindparam("one", 1),
+                money_at_stake=Case.money_at_stake + bindparam("money", type_=Case.money_at_stake.type),
+                priority=bindparam("new_priority", type_=Case.priority.type),
+                max_score=bindparam("new_max_score", type_=Case.max_score.type),
+                updated_at=bindparam("now", type_=Case.updated_at.type),
+            ),
+            engine,
+        )
+
+    def write(self, w: Write, now: datetime | None = None) -> None:
+        now = now or utcnow()
+        with self.engine.begin() as conn:  # one transaction, one commit
+            cur = conn.connection.cursor()
+            try:
+                self._write(cur, w, now)
+            finally:
+                cur.close()
+
+    def _write(self, cur: Any, w: Write, now: datetime) -> None:
+        ev = self._event
+        cur.execute(ev.sql, ev.params(_event_row(w, now)))
+        event_pk = cur.fetchone()[0] if self._returning else cur.lastrowid
+        d = self._decision
+        cur.execute(d.sql, d.params(_decision_row(w, event_pk, now)))
+        if w.hits:
+            h = self._hit
+            cur.executemany(h.sql, [h.params(row) for row in _hit_rows(w, now)])
+        if w.flagged and w.subject_id is not None:
+            self._open_or_join(cur, w, now)
+
+    def _open_or_join(self, cur: Any, w: Write, now: datetime) -> None:
+        """:func:`riskctl.cases.open_or_join`, on the cursor."""
+        queue = self.routing.queue(w.kind)
+        p = priority(w.score, w.amount)
+        sel = self._open_case
+        cur.execute(sel.sql, sel.params({"queue": queue, "subject_id": w.subject_id}))
+        existing = cur.fetchone()
+        if existing is not None:
+            case_id, old_priority, old_max = existing
+            j = self._join_case
+            cur.execute(
+                j.sql,
+                j.params(
+                    {
+                        "case_id": case_id,
+                        "money": w.amount or 0.0,
+                        "new_priority": max(old_priority, p),
+                        "new_max_score": max(old_max, w.score),
+                        "now": now,
+                    }
+                ),
+            )
+        else:
+            case_id = new_id("case")
+            c = self._case
+            cur.execute(
+                c.sql,
+                c.params(
+                    {
+                        "id": case_id,
+                        "queue": queue,
+                        "kind": w.kind,
+                        "subject_id": w.subject_id,
+                        "shop_id": w.shop_id,
+                        "status": CaseStatus.OPEN.value,
+                        "priority": p,
+                        "sla_due_at": self.routing.due(queue, now),
+                        "decision_count": 1,
+                        "money_at_stake": w.amount or 0.0,
+                        "max_score": w.score,
+                        "source": "decision",
+                        "title": w.title[:300],
+                        "evidence": {"first_reasons": w.reasons[:5]},
+                        "opened_at": now,
+                        "updated_at": now,
+                    }
+                ),
+            )
+        cd = self._case_decision
+        cur.execute(cd.sql, cd.params({"case_id": case_id, "decision_id": w.decision_id, "added_at": now}))
+
+
+def _event_row(w: Write, now: datetime) -> dict[str, Any]:
+    return {
+        "event_id": w.event_id,
+        "kind": w.kind,
+        "occurred_at": w.occurred_at,
+        "received_at": now,
+        "body_hash": w.body_hash,
+        "subject_id": w.subject_id,
+        "shop_id": w.shop_id,
+        "amount": w.amount,
+        "payload": w.payload,
+    }
+
+
+def _decision_row(w: Write, event_pk: int, now: datetime) -> dict[str, Any]:
+    return {
+        "id": w.decision_id,
+        "event_pk": event_pk,
+        "event_id": w.event_id,
+        "kind": w.kind,
+        "outcome": w.outcome,
+        "score": w.score,
+        "degraded": w.degraded,
+        "rulepack_version": w.rulepack_version,
+        "detector_versions": w.detector_versions,
+        "features": w.features,
+        "signals": w.signals,
+        "reasons": w.reasons,
+        "response_body": w.response_body,
+        "latency_us": w.latency_us,
+        "created_at": now,
+    }
+
+
+def _hit_rows(w: Write, now: datetime) -> Sequence[dict[str, Any]]:
+    return [{"decision_id": w.decision_id, **hit, "created_at": now} for hit in w.hits]
