@@ -21,7 +21,7 @@ run: $(STAMP)
 	$(BIN)/riskctl serve
 
 system-deps:
-	@bash .ci/system-deps
+	@bash .ci/system-deps chromium
 
 test: $(STAMP) system-deps
 	$(BIN)/riskctl rules check rules

@@ -55,7 +55,7 @@ def keys() -> None:
     "scopes",
     multiple=True,
     required=True,
-    type=click.Choice(["pipeline", "analyst", "admin", "metrics"]),
+    type=click.Choice(["pipeline", "analyst", "admin", "metrics", "moderator", "senior_moderator", "compliance"]),
 )
 @click.option("--name", default="", help="who or what the key is for")
 def keys_create(scopes: tuple[str, ...], name: str) -> None:
@@ -103,10 +103,22 @@ def _feature_schema(settings: Settings) -> Any:
     from riskctl.detection import detector_schema, load_specs
     from riskctl.extraction import STATIC_SCHEMA
     from riskctl.features import FeatureSchema
+    from riskctl.listing_enricher import LISTING_SCHEMA
     from riskctl.lists import schema as list_schema
+    from riskctl.reputation import schema as reputation_schema
+    from riskctl.review_text import TEXT_SCHEMA
     from riskctl.velocity import velocity_schema
 
-    base = FeatureSchema([*STATIC_SCHEMA, *velocity_schema(settings.velocity_windows), *list_schema()])
+    base = FeatureSchema(
+        [
+            *STATIC_SCHEMA,
+            *velocity_schema(settings.velocity_windows),
+            *list_schema(),
+            *TEXT_SCHEMA,
+            *LISTING_SCHEMA,
+            *reputation_schema(),
+        ]
+    )
     return base.merged(detector_schema(load_specs(Path(settings.detectors_config), base)))
 
 
@@ -308,11 +320,37 @@ def train_detectors(
 
 @main.command("train")
 @click.argument(
-    "kind", required=False, type=click.Choice(["order", "review", "coupon_redemption", "listing"])
+    "kind", required=False, type=click.Choice(["order", "review", "coupon_redemption", "listing", "reviews"])
 )
 @click.option("--min-rows", default=50, show_default=True, help="skip a detector with fewer training rows")
-def train_cmd(kind: str | None, min_rows: int) -> None:
-    """Fit the detectors of detectors.yaml on stored traffic; the service picks them up live."""
+@click.option(
+    "--labels",
+    "labels_path",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="`train reviews` only: labelled CSV (default: moderator outcomes of resolved review cases)",
+)
+@click.option("--text-col", default="text", show_default=True, help="`train reviews` only: text column")
+@click.option("--label-col", default="label", show_default=True, help="`train reviews` only: label column")
+def train_cmd(
+    kind: str | None, min_rows: int, labels_path: Path | None, text_col: str, label_col: str
+) -> None:
+    """Fit the detectors of detectors.yaml on stored traffic; the service picks them up live.
+
+    ``train reviews`` fits the supervised review text model instead (``review.text_score``).
+    """
+    if kind == "reviews":
+        from api.commands.reviews import train_reviews
+
+        r = train_reviews(labels_path, text_col, label_col, min_rows)
+        click.echo(
+            f"{r['detector']:<18} {r['rows']:>7} texts ({r['positives']} abusive, {r['skipped']} skipped)  "
+            f"{r['seconds']:>6.2f}s  model {r['version']}"
+        )
+        click.echo(f"from {r['source']}; written to {r['path']}", err=True)
+        return
+    if labels_path is not None:
+        raise click.UsageError("--labels is for `riskctl train reviews`")
     for r in train_detectors(_settings(), kind, min_rows):
         if r["status"] == "live":
             click.echo(
@@ -391,14 +429,14 @@ def lists_sync() -> None:
 
 # -- demo ----------------------------------------------------------------------------------
 @main.command("demo-data")
-@click.option("--events", "n_events", default=400, show_default=True, help="ordinary events to generate")
+@click.option("--events", "n_events", default=2_500, show_default=True, help="simulated events to send")
 @click.option("--if-empty", is_flag=True, help="only when no decision is stored yet")
 def demo_data(n_events: int, if_empty: bool) -> None:
-    """Send a small demo history (normal traffic + known abuse) through the check path."""
+    """Send a small simulated history (normal traffic + known abuse) through the check path."""
     from sqlalchemy import func, select
 
     from api.runtime import build_runtime
-    from fixtures.demo import demo_events
+    from fixtures.demo import simulated_history
     from riskctl.models import Decision
 
     settings = _settings()
@@ -410,7 +448,7 @@ def demo_data(n_events: int, if_empty: bool) -> None:
             click.echo(f"demo data skipped: {existing} decisions already stored", err=True)
             return
         counts: dict[str, int] = {}
-        for event in demo_events(n_events):
+        for event in simulated_history(n_events):
             result = runtime.checks.check(orjson.dumps(event))
             counts[result.outcome] = counts.get(result.outcome, 0) + 1
         click.echo(f"demo data loaded: {counts}", err=True)
@@ -420,7 +458,7 @@ def demo_data(n_events: int, if_empty: bool) -> None:
 
 @main.command("dev-setup")
 def dev_setup() -> None:
-    """What ``make run`` does before serving: migrate, load demo data, make a demo key."""
+    """What ``make run`` does before serving: migrate, load demo data, make a demo key and demo users."""
     from riskctl.apikeys import create_key
     from riskctl.migrate import upgrade
 
@@ -437,6 +475,10 @@ def dev_setup() -> None:
             key = create_key(sessions, "demo pipeline (make run)", ["pipeline"])
         key_file.write_text(key + "\n")
         key_file.chmod(0o600)
+    from fixtures.demo_users import ensure_demo_users
+
+    with _database(settings) as (_, sessions):
+        ensure_demo_users(sessions, settings.instance / "demo_users")
 
 
 # -- serve ---------------------------------------------------------------------------------
@@ -464,6 +506,13 @@ def serve(dev: bool, host: str | None, port: int | None, workers: int | None) ->
     click.echo(f"riskctl serving on http://{host}:{port}", err=True)
     if demo_key.exists():
         click.echo(f"demo pipeline API key: {demo_key.read_text().strip()}", err=True)
+    from fixtures.demo_users import read_demo_users
+
+    demo_users = read_demo_users(settings.instance / "demo_users")
+    if demo_users:
+        click.echo(f"moderator UI: http://{host}:{port}/ui/  (demo logins below)", err=True)
+        for username, role, password in demo_users:
+            click.echo(f"  {username:<11} {role:<17} password {password}", err=True)
     try:
         if dev:
             os.environ.update(env)
@@ -514,8 +563,15 @@ if __name__ == "__main__":
 
 def _register_commands() -> None:
     from api.commands import register
+    from api.trustcli import register as register_trust
+    from api.workcli import register as register_work
 
     register(main)
+    register_work(main)
+    register_trust(main)
+    from api.demo_cli import demo
+
+    main.add_command(demo)
 
 
 _register_commands()

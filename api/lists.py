@@ -104,5 +104,5 @@ def add_entry() -> tuple[Response, int]:
 @bp.delete("/<int:entry_id>")
 @require("analyst")
 def remove_entry(entry_id: int) -> tuple[str, int]:
-    current_app.extensions["riskctl"].lists.remove(entry_id)
+    current_app.extensions["riskctl"].lists.remove(entry_id, actor=f"key:{g.principal.name}")
     return "", 204

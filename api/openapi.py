@@ -116,6 +116,20 @@ def build_spec() -> dict[str, Any]:
         "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
     }
     secured: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+    from api.cases import openapi_parts
+
+    case_paths, case_schemas = openapi_parts(_errors)
+    components.update(case_schemas)
+    from api.reputation import openapi_parts as reputation_parts
+
+    reputation_paths, reputation_schemas = reputation_parts(_errors)
+    case_paths.update(reputation_paths)
+    components.update(reputation_schemas)
+    from api.complaints import openapi_parts as complaint_parts
+
+    complaint_paths, complaint_schemas = complaint_parts(_errors)
+    case_paths.update(complaint_paths)
+    components.update(complaint_schemas)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -257,6 +271,7 @@ def build_spec() -> dict[str, Any]:
                     "responses": {"204": {"description": "Removed"}, **_errors(401, 403, 404)},
                 }
             },
+            **case_paths,
             "/healthz": {
                 "get": {
                     "operationId": "healthz",

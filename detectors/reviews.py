@@ -259,6 +259,11 @@ class NearDuplicateIndex:
         self.seed = int(seed)
         # Banding tuned for recall; every candidate is verified, so precision comes from that.
         self._lsh = MinHashLSH(threshold=self.threshold, num_perm=self.num_perm, weights=(0.1, 0.9))
+        # Drawn once (they depend only on num_perm and seed): about half the cost of a signature.
+        template = MinHash(num_perm=self.num_perm, seed=self.seed)
+        self._minhash_kw: dict[str, Any] = {"permutations": template.permutations}
+        if hasattr(template, "scheme"):  # datasketch >= 2 wants the scheme with the permutations
+            self._minhash_kw["scheme"] = template.scheme
         self._entries: dict[str, tuple[str, LeanMinHash]] = {}
         self._lock = threading.Lock()
 
@@ -267,7 +272,7 @@ class NearDuplicateIndex:
         norm = normalize_text(text)
         if len(norm) < self.min_chars:
             return None
-        mh = MinHash(num_perm=self.num_perm, seed=self.seed)
+        mh = MinHash(num_perm=self.num_perm, seed=self.seed, **self._minhash_kw)
         mh.update_batch([s.encode("utf-8") for s in shingles(norm, self.shingle_size)])
         return mh
 

@@ -17,10 +17,21 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from riskctl import audit
 from riskctl.errors import Unauthorized, ValidationFailed
 from riskctl.models import ApiKey, utcnow
 
-SCOPES = ("pipeline", "analyst", "admin", "metrics")
+# A scope that names a role (riskctl.roles) grants that role's permissions on /v1/cases.
+SCOPES = (
+    "pipeline",
+    "analyst",
+    "admin",
+    "metrics",
+    "moderator",
+    "senior_moderator",
+    "compliance",
+    "rights_holder",  # a key named for the rights holder: it sees only its own complaints and brands
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +48,7 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(sessions: sessionmaker[Session], name: str, scopes: list[str]) -> str:
+def create_key(sessions: sessionmaker[Session], name: str, scopes: list[str], *, actor: str = "cli") -> str:
     """Create a key and return it; only its hash is stored, so this is the one chance to see it."""
     bad = [s for s in scopes if s not in SCOPES]
     if bad or not scopes:
@@ -50,15 +61,20 @@ def create_key(sessions: sessionmaker[Session], name: str, scopes: list[str]) ->
                 name=name[:100], prefix=prefix, key_hash=_digest(key), scopes=",".join(sorted(set(scopes)))
             )
         )
+        session.flush()
+        detail = {"name": name[:100], "scopes": sorted(set(scopes))}
+        audit.append(session.connection(), actor, "apikey.create", f"apikey:{prefix}", detail)
     return key
 
 
-def revoke_key(sessions: sessionmaker[Session], prefix: str) -> bool:
+def revoke_key(sessions: sessionmaker[Session], prefix: str, *, actor: str = "cli") -> bool:
     with sessions.begin() as session:
         row = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
         if row is None or row.revoked_at is not None:
             return False
         row.revoked_at = utcnow()
+        session.flush()
+        audit.append(session.connection(), actor, "apikey.revoke", f"apikey:{prefix}", {"name": row.name})
         return True
 
 

@@ -33,6 +33,14 @@ def priority(score: float, money: float | None, reputation: float | None = None)
     return round(min(100.0, p), 2)
 
 
+def subject_reputation(kind: str, features: dict[str, Any]) -> float | None:
+    """The case subject's reputation as the check read it (a shop for listings, else the account)."""
+    name = "reputation.shop" if kind == "listing" else "reputation.buyer"
+    value, n = features.get(name), features.get(f"{name}_n")
+    # no record yet (n == 0): the prior says nothing about this subject, so no adjustment
+    return float(value) if isinstance(value, int | float) and n else None
+
+
 @dataclass(frozen=True)
 class Routing:
     queues: dict[str, str]
@@ -83,10 +91,11 @@ def open_or_join(
     title: str,
     reasons: list[dict[str, Any]],
     now: datetime,
+    reputation: float | None = None,
 ) -> str:
     """The id of the case this decision opened or joined (run inside the check's transaction)."""
     queue = routing.queue(kind)
-    p = priority(score, money)
+    p = priority(score, money, reputation)
     existing = conn.execute(_OPEN_CASE, {"queue": queue, "subject_id": subject_id}).first()
     if existing is not None:
         case_id = existing.id

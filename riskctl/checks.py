@@ -33,6 +33,7 @@ from riskctl.models import Decision, EventRecord
 from riskctl.persist import DriverWriter, Write
 from riskctl.policy import PolicyHolder
 from riskctl.pseudonym import Pseudonymizer
+from riskctl.reputation import ReputationStore
 from riskctl.velocity import Velocity
 
 _STORED = (
@@ -122,6 +123,7 @@ class CheckService:
         deadline_ms: int = 250,
         enrichers: Sequence[Enricher] = (),
         routing: Routing | None = None,
+        reputation: ReputationStore | None = None,
     ) -> None:
         self.sessions = sessions
         self.engine: Engine = sessions.kw["bind"]
@@ -136,6 +138,7 @@ class CheckService:
         self.enrichers = tuple(enrichers)
         self.routing = routing or Routing(DEFAULT_QUEUES, DEFAULT_SLA_HOURS)
         self.writer = DriverWriter(self.engine, self.routing)
+        self.reputation = reputation
 
     # -- the path -------------------------------------------------------------------
     def check(self, raw: bytes) -> CheckResult:
@@ -217,9 +220,13 @@ class CheckService:
             if kind in enricher.kinds:
                 features.update(enricher.features(event))
         lookups = self.lists.lookups(event)
+        # reputation mirrors are read in the same round trip as velocity and lists
+        reads = self.reputation.reads(event) if self.reputation is not None else []
         result = None
         if self.breaker.allow():
-            result = self.velocity.observe(event, [(lk.key, lk.token) for lk in lookups])
+            result = self.velocity.observe(
+                event, [(lk.key, lk.token) for lk in lookups], [(key, fld) for _, key, fld in reads]
+            )
             if result.available:
                 self.breaker.success()
             else:
@@ -228,9 +235,13 @@ class CheckService:
         if result is None:
             features.update(self.velocity.unavailable(kind))
             features.update(self.lists.features(lookups, None))
+            if self.reputation is not None:
+                features.update(self.reputation.features(reads, None, event.occurred_at))
             return features, True
         features.update(result.features)
         features.update(self.lists.features(lookups, result.found))
+        if self.reputation is not None:
+            features.update(self.reputation.features(reads, result.hashes, event.occurred_at))
         return features, False
 
     def _with_fallback(self, kind: str, verdict: Verdict) -> Verdict:

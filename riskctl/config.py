@@ -39,6 +39,16 @@ def _windows(text: str) -> tuple[str, ...]:
     return names
 
 
+def _link_types(text: str) -> tuple[str, ...]:
+    from detectors.linkgraph import LINK_TYPES
+
+    names = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    unknown = [n for n in names if n not in LINK_TYPES]
+    if unknown:
+        raise ValueError(f"unknown link types {unknown}; choose from {', '.join(LINK_TYPES)}")
+    return names
+
+
 def _fallbacks(text: str) -> dict[str, str]:
     """``order=allow,review=allow,...``: the outcome floor of a degraded check per kind."""
     out: dict[str, str] = {}
@@ -94,7 +104,9 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     rules_path: str = str(Path(__file__).resolve().parent.parent / "rules")
     detectors_config: str = str(Path(__file__).resolve().parent.parent / "detectors.yaml")
+    brand_registry: str = str(Path(__file__).resolve().parent.parent / "fixtures" / "brand_registry.yaml")
     velocity_windows: tuple[str, ...] = ("10m", "1h", "24h", "30d")
+    coupon_link_types: tuple[str, ...] = ("device", "payment", "address")
     degraded_fallback: dict[str, str] = field(default_factory=lambda: {k: "allow" for k in KINDS})
     case_sla_hours: dict[str, float] = field(
         default_factory=lambda: {"orders": 24.0, "reviews": 48.0, "coupons": 12.0, "ip": 72.0}
@@ -109,6 +121,13 @@ class Settings:
     sqlite_busy_timeout_ms: int = 5000
     api_key_cache_s: int = 30
     demo_data: bool = True
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    webhook_timeout_s: float = 5.0
+    outbox_max_attempts: int = 8
+    case_claim_minutes: int = 30
+    reputation_half_life_days: float = 90.0
+    complaint_calendar: str = ""
 
     @property
     def production(self) -> bool:
@@ -138,6 +157,10 @@ class Settings:
             )
         if not 1024 <= self.max_body_bytes <= 16 * 1024 * 1024:
             raise ConfigError("RISKCTL_MAX_BODY_BYTES must be between 1 KiB and 16 MiB")
+        if self.production and self.webhook_url and len(self.webhook_secret) < 32:
+            raise ConfigError("RISKCTL_WEBHOOK_SECRET must be set (32+ characters) when RISKCTL_WEBHOOK_URL is")
+        if self.outbox_max_attempts < 1 or self.case_claim_minutes < 1:
+            raise ConfigError("RISKCTL_OUTBOX_MAX_ATTEMPTS and RISKCTL_CASE_CLAIM_MINUTES must be at least 1")
         if self.check_deadline_ms <= 0:
             raise ConfigError("RISKCTL_CHECK_DEADLINE_MS must be positive")
         if self.redis_connect_timeout_ms + self.redis_socket_timeout_ms >= self.check_deadline_ms:
@@ -203,7 +226,17 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         "detector specs (features, algorithm, contamination, score); default `detectors.yaml` of this checkout",
     ),
+    Setting(
+        "brand_registry",
+        str,
+        "brand registry YAML for listing matching (default: the fixture `fixtures/brand_registry.yaml`); edits go live within a second",
+    ),
     Setting("velocity_windows", _windows, "sliding windows for velocity features, e.g. `10m,1h,24h,30d`"),
+    Setting(
+        "coupon_link_types",
+        _link_types,
+        "what links accounts in the coupon link graph: `device,payment,address` and optionally `ip24` (shared NATs over-link)",
+    ),
     Setting(
         "degraded_fallback",
         _fallbacks,
@@ -224,4 +257,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sqlite_busy_timeout_ms", int, "SQLite busy timeout"),
     Setting("api_key_cache_s", int, "seconds a verified API key is cached per worker (revocation delay)"),
     Setting("demo_data", _bool, "`make run` loads demo data into an empty database"),
+    Setting(
+        "webhook_url", str, "where `riskctl outbox work` POSTs enforcement actions; empty = actions wait"
+    ),
+    Setting(
+        "webhook_secret",
+        str,
+        "HMAC-SHA256 key signing each webhook (`X-Riskctl-Signature`); required in production with a URL",
+    ),
+    Setting("webhook_timeout_s", float, "timeout of one webhook delivery"),
+    Setting("outbox_max_attempts", int, "deliveries tried (with exponential backoff) before an action is dead"),
+    Setting("case_claim_minutes", int, "how long a moderator's claim on a case lasts before it lapses"),
+    Setting("reputation_half_life_days", float, "half-life of reputation evidence: an outcome this old counts half"),
+    Setting(
+        "complaint_calendar",
+        str,
+        "YAML of marketplaces' complaint deadlines (business days) and holidays; empty = built-in defaults",
+    ),
 )

@@ -20,6 +20,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from riskctl import audit
 from riskctl.decisions import Outcome, Signal, SignalStatus, Source
 from riskctl.errors import Conflict, NotFound, ValidationFailed
 from riskctl.events import BaseEvent, CouponRedemptionEvent, ListingEvent, OrderEvent, ReviewEvent
@@ -172,17 +173,32 @@ class ListStore:
         try:
             with self.sessions.begin() as session:
                 session.add(entry)
+                session.flush()
+                audit.append(
+                    session.connection(),
+                    actor,
+                    "list.add",
+                    f"list:{list_name}:{entity_type}",
+                    {"entry_id": entry.id, "label": entry.label, "reason": entry.reason, "source": entry.source},
+                )
         except IntegrityError:
             raise Conflict(f"this {entity_type} is already on the {list_name} list") from None
         self._publish(entry)
         return entry
 
-    def remove(self, entry_id: int) -> ListEntry:
+    def remove(self, entry_id: int, *, actor: str = "-") -> ListEntry:
         with self.sessions.begin() as session:
             entry = session.get(ListEntry, entry_id)
             if entry is None:
                 raise NotFound(f"no list entry {entry_id}")
             session.execute(delete(ListEntry).where(ListEntry.id == entry_id))
+            audit.append(
+                session.connection(),
+                actor,
+                "list.remove",
+                f"list:{entry.list_name}:{entry.entity_type}",
+                {"entry_id": entry_id, "label": entry.label},
+            )
         try:
             pipe = self.redis.pipeline(transaction=True)
             pipe.zrem(list_key(entry.list_name, entry.entity_type), entry.token)

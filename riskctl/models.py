@@ -200,6 +200,11 @@ class Case(Base):
     opened_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(default=None)
+    resolved_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    appealed_at: Mapped[datetime | None] = mapped_column(default=None)
+    appeal_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    appeal_decided_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    appeal_decided_at: Mapped[datetime | None] = mapped_column(default=None)
 
     __table_args__ = (
         Index("ix_cases_queue_status_priority", "queue", "status", "priority"),
@@ -216,3 +221,197 @@ class CaseDecision(Base):
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
     decision_id: Mapped[str] = mapped_column(ForeignKey("decisions.id"), unique=True)
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class User(Base):
+    """A person who logs in to the UI. Only an argon2id hash of the password is stored."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AuditEntry(Base):
+    """One row of the append-only, hash-chained audit log (see riskctl/audit.py)."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column()
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+    __table_args__ = (Index("ix_audit_log_subject_seq", "subject", "seq"),)
+
+
+class CaseNote(Base):
+    __tablename__ = "case_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    author: Mapped[str] = mapped_column(String(100))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Statement(Base):
+    """A DSA Art. 17 statement of reasons for one restrictive action."""
+
+    __tablename__ = "statements"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    action_type: Mapped[str] = mapped_column(String(40))
+    body: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OutboxAction(Base):
+    """An enforcement action bound for the marketplace, written in the transaction that
+    decided it and delivered at least once by the outbox worker (riskctl/outbox.py)."""
+
+    __tablename__ = "actions"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # also the Idempotency-Key
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    type: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    statement_id: Mapped[str | None] = mapped_column(ForeignKey("statements.id"), default=None)
+    reverses: Mapped[str | None] = mapped_column(String(40), default=None)
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_until: Mapped[datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str | None] = mapped_column(String(500), default=None)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (Index("ix_actions_status_next_attempt_at", "status", "next_attempt_at"),)
+
+
+# -- reputation, brands, complaints, strikes (issue 6) -----------------------------------
+class ReputationScore(Base):
+    """The current Beta evidence of one subject, decayed to ``updated_at`` (prior excluded).
+
+    A cache of its events (``reputation_events``): replaying them gives the same numbers.
+    """
+
+    __tablename__ = "reputation_scores"
+
+    subject_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    subject_key: Mapped[str] = mapped_column(String(64), primary_key=True)  # keyed-hash token
+    alpha: Mapped[float] = mapped_column(Float, default=0.0)
+    beta: Mapped[float] = mapped_column(Float, default=0.0)
+    events: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReputationEvent(Base):
+    """One thing that moved a score: the history that explains it."""
+
+    __tablename__ = "reputation_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject_type: Mapped[str] = mapped_column(String(16))
+    subject_key: Mapped[str] = mapped_column(String(64))
+    delta_alpha: Mapped[float] = mapped_column(Float, default=0.0)
+    delta_beta: Mapped[float] = mapped_column(Float, default=0.0)
+    reason: Mapped[str] = mapped_column(String(64))
+    ref: Mapped[str] = mapped_column(String(200), index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    reverses: Mapped[int | None] = mapped_column(Integer, default=None)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_reputation_events_subject", "subject_type", "subject_key", "id"),)
+
+
+class Brand(Base):
+    """A rights holder's brand: what the listing matcher protects."""
+
+    __tablename__ = "brands"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(100), index=True)  # the rights holder
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    aliases: Mapped[list[Any]] = mapped_column(JSONType)
+    protected_terms: Mapped[list[Any]] = mapped_column(JSONType)
+    reference_prices: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    image_phashes: Mapped[list[Any]] = mapped_column(JSONType)
+    authorised_shops: Mapped[list[Any]] = mapped_column(JSONType)
+    proof_documents: Mapped[list[Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Complaint(Base):
+    """A rights holder's infringement notice over one or more listings (riskctl/complaints.py)."""
+
+    __tablename__ = "complaints"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(100), index=True)
+    brand_id: Mapped[str | None] = mapped_column(ForeignKey("brands.id"), default=None)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    right: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    marketplace: Mapped[str] = mapped_column(String(40))
+    listings: Mapped[list[Any]] = mapped_column(JSONType)
+    evidence: Mapped[str] = mapped_column(Text)
+    priority: Mapped[float] = mapped_column(Float, default=0.0)
+    due_at: Mapped[datetime | None] = mapped_column(default=None)
+    outcome: Mapped[str | None] = mapped_column(String(20), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (Index("ix_complaints_status_due_at", "status", "due_at"),)
+
+
+class ComplaintEvent(Base):
+    """One step of a complaint's workflow, as the rights holder and staff see it."""
+
+    __tablename__ = "complaint_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    complaint_id: Mapped[str] = mapped_column(ForeignKey("complaints.id"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))
+    from_status: Mapped[str] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class Strike(Base):
+    """A strike against a shop (upheld complaint, confirmed abuse); it decays with time."""
+
+    __tablename__ = "strikes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    shop_id: Mapped[str] = mapped_column(String(128), index=True)
+    reason: Mapped[str] = mapped_column(String(64))
+    ref: Mapped[str] = mapped_column(String(200))
+    weight: Mapped[float] = mapped_column(Float, default=1.0)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    reversed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class SellerStanding(Base):
+    """Where a shop stands on the enforcement ladder (0 = good standing)."""
+
+    __tablename__ = "seller_standing"
+
+    shop_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    level: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, Table, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import ClauseElement
 
-from riskctl.cases import OPEN_STATUSES, Routing, open_or_join, priority
+from riskctl.cases import OPEN_STATUSES, Routing, open_or_join, priority, subject_reputation
 from riskctl.casestate import CaseStatus
 from riskctl.ids import new_id
 from riskctl.models import Case, CaseDecision, Decision, DecisionHit, EventRecord, utcnow
@@ -83,6 +83,7 @@ class CoreWriter:
                     title=w.title,
                     reasons=w.reasons,
                     now=now,
+                    reputation=subject_reputation(w.kind, w.features),
                 )
 
 
@@ -240,7 +241,7 @@ class DriverWriter:
     def _open_or_join(self, cur: Any, w: Write, now: datetime) -> None:
         """:func:`riskctl.cases.open_or_join`, on the cursor."""
         queue = self.routing.queue(w.kind)
-        p = priority(w.score, w.amount)
+        p = priority(w.score, w.amount, subject_reputation(w.kind, w.features))
         sel = self._open_case
         cur.execute(sel.sql, sel.params({"queue": queue, "subject_id": w.subject_id}))
         existing = cur.fetchone()

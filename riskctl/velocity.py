@@ -11,6 +11,12 @@ for an event, so a check costs exactly one Redis round trip and sees a consisten
   read serves every window, so sums are kept for entities with modest event rates
   (a buyer, a buyer at a shop), not for shop- or campaign-wide totals.
 
+A coupon redemption also updates, in the same script, the coupon entity-link graph: a
+union-find over accounts joined by shared devices, cards and addresses (and /24 networks if
+configured), with accounts, redemptions and per-campaign counts per cluster, plus the
+referral tree (``coupon.cluster.*``, ``coupon.referral.*``, ``coupon.referrer.*``). It is
+not windowed; :mod:`detectors.linkgraph` is the in-memory reference it must equal.
+
 An event is applied once: the script first sets a dedupe key derived from ``event_id``
 (``SET NX``), so a retry by the client or by redis-py after a timeout only reads.
 All identifiers are keyed hashes (:mod:`riskctl.pseudonym`); nothing raw reaches Redis.
@@ -24,6 +30,7 @@ from typing import Any, Literal
 
 import redis
 
+from detectors.linkgraph import DAY_MS, DEFAULT_LINK_TYPES, MAX_DEPTH, link_features
 from riskctl.events import (
     BaseEvent,
     CouponRedemptionEvent,
@@ -37,6 +44,12 @@ from riskctl.text import normalize_text
 from riskctl.windows import parse_window
 
 Agg = Literal["count", "sum", "distinct"]
+
+NEW_ACCOUNT_HOURS = 24  # "new account" for the per-campaign new-account velocity
+
+
+def _new_account(event: CouponRedemptionEvent) -> bool:
+    return (event.occurred_at - event.account_created_at).total_seconds() < NEW_ACCOUNT_HOURS * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +192,15 @@ METRICS: tuple[Metric, ...] = (
         description="campaigns this account redeemed",
     ),
     _m("coupon_redemption", "campaign", "redemptions", "count", description="redemptions in this campaign"),
+    _m(
+        "coupon_redemption",
+        "campaign",
+        "new_accounts",
+        "distinct",
+        "account",
+        when=_new_account,
+        description=f"accounts under {NEW_ACCOUNT_HOURS} hours old redeeming in this campaign",
+    ),
     _m(
         "coupon_redemption",
         "account",
@@ -341,9 +363,13 @@ def values(event: BaseEvent) -> dict[str, float]:
     return {}
 
 
-# KEYS[1] dedupe key, KEYS[2..1+nmetrics] one per metric, then one per lookup.
+# KEYS[1] dedupe key, KEYS[2..1+nmetrics] one per metric, then the link-graph hash (coupon
+# redemptions only), then one per hash read (reputation), then one per lookup.
 # ARGV: now_ms, dedupe_ttl_ms, event token, nwin, windows_ms..., nmetrics, then per metric:
-# op ('c'|'d'|'s') and arg (apply flag | member | value), then one member per lookup.
+# op ('c'|'d'|'s') and arg (apply flag | member | value), then the link-graph flag (0|1) and,
+# when 1: campaign-key prefix, account node, campaign, referrer node or '', device, day_ms,
+# ttl_ms, nlinks, link nodes..., max depth; then nreads and one field per hash read; then one
+# member per lookup.
 _LUA = """
 local now = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
@@ -403,8 +429,137 @@ for k = 2, 1 + nmetrics do
     for i = 1, nwin do out[#out + 1] = tostring(totals[i]) end
   end
 end
+-- the coupon link graph (see detectors/linkgraph.py for the reference it must match). One
+-- hash G holds it all, by field prefix: p:<node> parent, a:<root> accounts, r:<root>
+-- redemptions, e:<account> referral edge 'referrer|ms', f:<referrer> fan-out,
+-- u:<account>|<campaign> seen marker, v:<referrer>|<device>|<account> seen marker,
+-- w:<referrer>|<device> invitees on the device. Per-root campaign counts are hashes of their
+-- own (<campaign> redemptions, u|<campaign> accounts), merged small into large on a union.
+local nlg = tonumber(ARGV[a])
+a = a + 1
+local kfirst = 2 + nmetrics
+if nlg > 0 then
+  local G = KEYS[kfirst]
+  kfirst = kfirst + 1
+  local cprefix, acct, campaign, referrer = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local device, day, gttl = ARGV[a + 4], tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6])
+  local nlinks = tonumber(ARGV[a + 7])
+  a = a + 8
+  local links = {}
+  for i = 1, nlinks do links[i] = ARGV[a + i - 1] end
+  a = a + nlinks
+  local function find(x)
+    local p = redis.call('HGET', G, 'p:' .. x)
+    if not p then return nil end
+    local path = {}
+    while p ~= x do
+      path[#path + 1] = x
+      x = p
+      p = redis.call('HGET', G, 'p:' .. x)
+    end
+    if fresh and #path > 1 then
+      local args = {}
+      for i = 1, #path - 1 do args[#args + 1] = 'p:' .. path[i]; args[#args + 1] = x end
+      redis.call('HSET', G, unpack(args))
+    end
+    return x
+  end
+  local root
+  if fresh then
+    root = find(acct)
+    if not root then
+      redis.call('HSET', G, 'p:' .. acct, acct, 'a:' .. acct, 1)
+      root = acct
+    end
+    for i = 1, nlinks do
+      local other = find(links[i])
+      if not other then
+        redis.call('HSET', G, 'p:' .. links[i], root)
+      elseif other ~= root then
+        -- union by accounts: the larger absorbs the smaller, ties keep the account's root
+        local c = redis.call('HMGET', G, 'a:' .. root, 'a:' .. other, 'r:' .. root, 'r:' .. other)
+        local na, nb = tonumber(c[1]), tonumber(c[2])
+        local big, small = root, other
+        if na < nb then big, small = other, root end
+        redis.call('HSET', G, 'p:' .. small, big, 'a:' .. big, na + nb,
+          'r:' .. big, tonumber(c[3] or 0) + tonumber(c[4] or 0))
+        redis.call('HDEL', G, 'a:' .. small, 'r:' .. small)
+        local skey = cprefix .. small
+        local rows = redis.call('HGETALL', skey)
+        if #rows > 0 then
+          local bkey = cprefix .. big
+          for r = 1, #rows, 2 do redis.call('HINCRBY', bkey, rows[r], rows[r + 1]) end
+          redis.call('DEL', skey)
+        end
+        root = big
+      end
+    end
+    redis.call('HINCRBY', G, 'r:' .. root, 1)
+    local ckey = cprefix .. root
+    redis.call('HINCRBY', ckey, campaign, 1)
+    -- distinct accounts per campaign: an account counts in its cluster at its first redemption
+    if redis.call('HSETNX', G, 'u:' .. acct .. '|' .. campaign, 1) == 1 then
+      redis.call('HINCRBY', ckey, 'u|' .. campaign, 1)
+    end
+    redis.call('PEXPIRE', ckey, gttl)
+    if referrer ~= '' then
+      if redis.call('HSETNX', G, 'e:' .. acct, referrer .. '|' .. now) == 1 then
+        redis.call('HINCRBY', G, 'f:' .. referrer, 1)
+      end
+      if redis.call('HSETNX', G, 'v:' .. referrer .. '|' .. device .. '|' .. acct, 1) == 1 then
+        redis.call('HINCRBY', G, 'w:' .. referrer .. '|' .. device, 1)
+      end
+    end
+    -- dropped a TTL after the last redemption
+    redis.call('PEXPIRE', G, gttl)
+  else
+    root = find(acct)  -- a retry reads, and writes nothing (not even path compression)
+  end
+  local c = redis.call('HMGET', G, 'a:' .. (root or ''), 'r:' .. (root or ''),
+    'f:' .. referrer, 'w:' .. referrer .. '|' .. device)
+  if root then
+    local cc = redis.call('HMGET', cprefix .. root, campaign, 'u|' .. campaign)
+    out[#out + 1] = tonumber(c[1] or 0)
+    out[#out + 1] = tonumber(c[2] or 0)
+    out[#out + 1] = tonumber(cc[1] or 0)
+    out[#out + 1] = tonumber(cc[2] or 0)
+  else
+    out[#out + 1] = 0; out[#out + 1] = 0; out[#out + 1] = 0; out[#out + 1] = 0
+  end
+  -- referral depth: walk the stored edges upwards, at most maxdepth hops
+  local depth, depth_day, recent, node = 0, 0, true, acct
+  for _ = 1, tonumber(ARGV[a]) do
+    local edge = redis.call('HGET', G, 'e:' .. node)
+    if not edge then break end
+    local sep = string.find(edge, '|', 1, true)
+    depth = depth + 1
+    if recent and now - tonumber(string.sub(edge, sep + 1)) <= day then
+      depth_day = depth_day + 1
+    else
+      recent = false
+    end
+    node = string.sub(edge, 1, sep - 1)
+  end
+  a = a + 1
+  out[#out + 1] = depth
+  out[#out + 1] = depth_day
+  if referrer ~= '' then
+    out[#out + 1] = tonumber(c[3] or 0)
+    out[#out + 1] = tonumber(c[4] or 0)
+  else
+    out[#out + 1] = 0; out[#out + 1] = 0
+  end
+end
+-- hash reads (reputation mirrors: one hash per subject type, field = subject token)
+local nreads = tonumber(ARGV[a])
+a = a + 1
+for k = kfirst, kfirst + nreads - 1 do
+  out[#out + 1] = redis.call('HGET', KEYS[k], ARGV[a]) or ''
+  a = a + 1
+end
+kfirst = kfirst + nreads
 -- lookups: list memberships (sorted sets scored by expiry time in ms) read in the same trip
-for k = 2 + nmetrics, #KEYS do
+for k = kfirst, #KEYS do
   local score = redis.call('ZSCORE', KEYS[k], ARGV[a])
   a = a + 1
   if score and tonumber(score) >= now_wall then out[#out + 1] = 1 else out[#out + 1] = 0 end
@@ -413,7 +568,31 @@ return out
 """
 
 
-def velocity_schema(windows: Sequence[str], metrics: Sequence[Metric] = METRICS) -> list[FeatureSpec]:
+_LINK_DESCRIPTIONS = {
+    "coupon.cluster.accounts": "accounts in this account's link cluster (joined by shared device, card, "
+    "address or /24 network, transitively, over the coupon redemptions kept)",
+    "coupon.cluster.redemptions": "coupon redemptions by the accounts of this account's link cluster",
+    "coupon.cluster.campaign_redemptions": "redemptions of this campaign by the accounts of this "
+    "account's link cluster",
+    "coupon.cluster.campaign_accounts": "accounts of this account's link cluster that redeemed this campaign",
+    "coupon.referral.depth": f"referral hops above this account (referrer, its referrer, ...; at most {MAX_DEPTH})",
+    "coupon.referral.depth_24h": "referral hops above this account made within the 24 hours before this event",
+    "coupon.referrer.invitees": "accounts naming this event's referrer as theirs",
+    "coupon.referrer.invitees_on_device": "accounts naming this event's referrer that redeemed on this device",
+}
+LINK_FEATURES = tuple(link_features(0, 0, 0, 0, 0, 0, 0, 0))
+assert set(LINK_FEATURES) == set(_LINK_DESCRIPTIONS)
+
+
+def link_schema() -> list[FeatureSpec]:
+    """The coupon link-graph features (not windowed: kept while the graph is active)."""
+    kinds = frozenset({"coupon_redemption"})
+    return [FeatureSpec(name, FeatureType.INT, _LINK_DESCRIPTIONS[name], kinds) for name in LINK_FEATURES]
+
+
+def velocity_schema(
+    windows: Sequence[str], metrics: Sequence[Metric] = METRICS, *, link_graph: bool = True
+) -> list[FeatureSpec]:
     specs: dict[str, FeatureSpec] = {}
     for metric in metrics:
         ftype = FeatureType.FLOAT if metric.agg == "sum" else FeatureType.INT
@@ -422,7 +601,7 @@ def velocity_schema(windows: Sequence[str], metrics: Sequence[Metric] = METRICS)
             specs[name] = FeatureSpec(
                 name, ftype, f"{metric.description} in the last {window}", frozenset({metric.kind})
             )
-    return list(specs.values())
+    return [*specs.values(), *(link_schema() if link_graph else [])]
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,12 +611,17 @@ class VelocityResult:
     fresh: bool  # False when this event had been counted before (a retry)
     error: str | None = None
     found: tuple[bool, ...] = ()  # one per lookup, in order
+    hashes: tuple[bytes | None, ...] = ()  # one per hash read, in order (None = no field)
 
 
 class Velocity:
     """Reads and updates every velocity metric of an event in one Redis round trip."""
 
     PREFIX = b"rk:v:"
+    # One hash tag: every link-graph key, including the per-cluster campaign hashes the
+    # script names at run time, lives in one slot.
+    GRAPH = "rk:v:{lg}:"
+    _LINK_PREFIX = {"device": "d:", "payment": "p:", "address": "h:", "ip24": "n:"}
 
     def __init__(
         self,
@@ -445,6 +629,9 @@ class Velocity:
         pseudonymizer: Pseudonymizer,
         windows: Sequence[str],
         metrics: Sequence[Metric] = METRICS,
+        *,
+        link_graph: bool = True,
+        link_types: Sequence[str] = DEFAULT_LINK_TYPES,
     ) -> None:
         self.client = client
         self.pseudo = pseudonymizer
@@ -458,18 +645,39 @@ class Velocity:
             self.metrics_by_kind[metric.kind] += (metric,)
         self._script = client.register_script(_LUA)
         self._window_args = [str(len(self.window_ms)), *map(str, self.window_ms)]
+        self.link_graph = link_graph
+        unknown = set(link_types) - set(self._LINK_PREFIX)
+        if unknown:
+            raise ValueError(f"unknown link types {sorted(unknown)}; use {sorted(self._LINK_PREFIX)}")
+        self.link_types = tuple(link_types)
+        self._graph_key = f"{self.GRAPH}g".encode()
+        # an idle graph goes after the longest window plus a day
+        self._graph_ttl = self.window_ms[-1] + DAY_MS
 
     def load_script(self) -> None:
         """Load the script up front so that even the first check is a single EVALSHA."""
         self.client.script_load(_LUA)
 
     def schema(self) -> list[FeatureSpec]:
-        return velocity_schema(self.window_names)
+        return velocity_schema(self.window_names, link_graph=self.link_graph)
+
+    def _links_for(self, kind: str) -> bool:
+        return self.link_graph and kind == "coupon_redemption"
 
     def unavailable(self, kind: str) -> dict[str, Any]:
-        return {m.feature(w): None for m in self.metrics_by_kind.get(kind, ()) for w in self.window_names}
+        out: dict[str, Any] = {
+            m.feature(w): None for m in self.metrics_by_kind.get(kind, ()) for w in self.window_names
+        }
+        if self._links_for(kind):
+            out.update(dict.fromkeys(LINK_FEATURES))
+        return out
 
-    def observe(self, event: BaseEvent, lookups: Sequence[tuple[bytes, str]] = ()) -> VelocityResult:
+    def observe(
+        self,
+        event: BaseEvent,
+        lookups: Sequence[tuple[bytes, str]] = (),
+        reads: Sequence[tuple[bytes, str]] = (),
+    ) -> VelocityResult:
         """Apply ``event`` (once) and return every velocity feature of its kind.
 
         ``lookups`` are (sorted-set key, member) pairs read in the same round trip: list
@@ -478,6 +686,11 @@ class Velocity:
         kind: str = event.kind  # type: ignore[attr-defined]
         metrics = self.metrics_by_kind.get(kind, ())
         keys, args = self._plan(event, metrics)
+        # ``reads`` are (hash key, field) pairs read in the same round trip (reputation mirrors)
+        args.append(len(reads))
+        for key, fld in reads:
+            keys.append(key)
+            args.append(fld)
         for key, member in lookups:
             keys.append(key)
             args.append(member)
@@ -495,7 +708,14 @@ class Velocity:
                     features[metric.feature(window)] = round(float(value), 6)
                 else:
                     features[metric.feature(window)] = int(value)
-        return VelocityResult(features, True, bool(raw[0]), found=tuple(bool(x) for x in raw[i:]))
+        if self._links_for(kind):
+            features.update(zip(LINK_FEATURES, map(int, raw[i : i + len(LINK_FEATURES)]), strict=True))
+            i += len(LINK_FEATURES)
+        hashes = tuple(x or None for x in raw[i : i + len(reads)])
+        i += len(reads)
+        return VelocityResult(
+            features, True, bool(raw[0]), found=tuple(bool(x) for x in raw[i:]), hashes=hashes
+        )
 
     def _plan(self, event: BaseEvent, metrics: Sequence[Metric]) -> tuple[list[bytes], list[Any]]:
         token = self.pseudo.token
@@ -527,4 +747,39 @@ class Velocity:
                 args += ["d", member or ""]
             else:
                 args += ["s", repr(vals.get(metric.of or "", 0.0)) if applies else ""]
+        if isinstance(event, CouponRedemptionEvent) and self.link_graph:
+            self._plan_links(event, ent_tokens, keys, args)
+        else:
+            args.append(0)
         return keys, args
+
+    def _plan_links(
+        self,
+        event: CouponRedemptionEvent,
+        ent_tokens: dict[str, str | None],
+        keys: list[bytes],
+        args: list[Any],
+    ) -> None:
+        token = self.pseudo.token
+        acct = "a:" + token("account", event.account_id)
+        # the referrer is an account like any other: its own edge is found under the same node
+        referrer = "a:" + token("account", event.referrer_id) if event.referrer_id is not None else ""
+        keys.append(self._graph_key)
+        links = [
+            self._LINK_PREFIX[kind] + tok
+            for kind in self.link_types
+            if (tok := ent_tokens.get(kind)) is not None
+        ]
+        args += [
+            1,
+            f"{self.GRAPH}camp:",
+            acct,
+            token("campaign", event.campaign_id),
+            referrer,
+            ent_tokens["device"] or "",
+            DAY_MS,
+            self._graph_ttl,
+            len(links),
+            *links,
+            MAX_DEPTH,
+        ]

@@ -34,7 +34,7 @@ def codes(body):
 
 def test_pack_has_ten_rules_per_abuse_kind(runtime):
     pack = runtime.policy.current
-    for kind in ("order", "review", "coupon_redemption"):
+    for kind in ("order", "review", "coupon_redemption", "listing"):
         assert len([r for r in pack.rules if kind in r.kinds]) >= 10, kind
 
 
