@@ -385,7 +385,7 @@ def run_demo(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="instance folder for the service and the report (default: instance/demo-<time>)",
+    help="instance folder for the service and the report (default: instance/demo-<time>); with --url, where the report goes",
 )
 @click.option("--url", default=None, help="use this running service instead of starting one")
 @click.option("--key", default=None, envvar="RISKCTL_DEMO_KEY", help="pipeline API key for --url")
