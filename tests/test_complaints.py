@@ -337,10 +337,10 @@ def test_scheduler_and_reputation_commands(settings, runtime, monkeypatch):
     if settings.database_url:
         monkeypatch.setenv("RISKCTL_DATABASE_URL", settings.database_url)
     svc = runtime.extras["complaints"]
-    EARLY = FRI - timedelta(days=28)  # noqa: N806
-    c = svc.file("acme", listings=LISTINGS[:1], right="trademark", evidence="x", actor="acme", now=EARLY)
-    svc.move(c["id"], "review", actor="alice", now=EARLY)
-    svc.move(c["id"], "send_notice", actor="alice", now=EARLY)
+    early = FRI - timedelta(days=28)
+    c = svc.file("acme", listings=LISTINGS[:1], right="trademark", evidence="x", actor="acme", now=early)
+    svc.move(c["id"], "review", actor="alice", now=early)
+    svc.move(c["id"], "send_notice", actor="alice", now=early)
     runner = CliRunner()
     out = runner.invoke(main, ["complaints", "tick"])  # its deadline has passed
     assert out.exit_code == 0, out.output

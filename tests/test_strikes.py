@@ -72,7 +72,10 @@ def test_remediation_reinstates_at_once(engine, sessions):  # noqa: F811
     _strike(engine, c1, shop, T0)
     _strike(engine, c2, shop, T0)
     with engine.begin() as conn:
-        assert strikes.remediate(conn, shop, LADDER, actor="alice", now=T0 + DAY, note="stock destroyed") == (2, 0)
+        assert strikes.remediate(conn, shop, LADDER, actor="alice", now=T0 + DAY, note="stock destroyed") == (
+            2,
+            0,
+        )
         assert strikes.standing(conn, shop) == 0
     assert [a.type for a in _actions(engine, shop)][-2:] == ["reinstate_listing", "withdraw_warning"]
 
@@ -80,7 +83,13 @@ def test_remediation_reinstates_at_once(engine, sessions):  # noqa: F811
 def test_an_upheld_appeal_takes_the_strike_back(runtime):
     svc = runtime.extras["complaints"]
     shop = "shop-appeal"
-    c = svc.file("acme", listings=[{"listing_id": "l-1", "shop_id": shop}], right="trademark", evidence="x", actor="acme")
+    c = svc.file(
+        "acme",
+        listings=[{"listing_id": "l-1", "shop_id": shop}],
+        right="trademark",
+        evidence="x",
+        actor="acme",
+    )
     svc.move(c["id"], "review", actor="alice")
     svc.move(c["id"], "send_notice", actor="alice")
     svc.move(c["id"], "take_down", actor="alice")

@@ -30,6 +30,7 @@ CSP = (
 
 def init_app(app: Flask) -> None:
     from api.ui import access, views
+    from api.ui import complaints as _complaints  # noqa: F401 - importing it nests its pages in views.bp
 
     production = app.extensions["riskctl"].settings.production
     app.config.update(

@@ -31,9 +31,9 @@ from api.ui import csrf
 from api.ui.access import LoginLimiter, UiUser, needs
 from riskctl import audit, casework, dashboard, statements
 from riskctl.casestate import Resolution
-from riskctl.errors import RiskctlError
+from riskctl.errors import Forbidden, RiskctlError
 from riskctl.models import utcnow
-from riskctl.roles import Permission
+from riskctl.roles import Permission, can
 from riskctl.users import authenticate
 
 bp = Blueprint("ui", __name__, url_prefix="/ui")
@@ -163,9 +163,17 @@ logout.required_permission = None  # type: ignore[attr-defined]
 
 # -- queue ---------------------------------------------------------------------------------
 @bp.get("/")
-@needs(Permission.CASE_VIEW)
+@login_required
 def index() -> Any:
-    return redirect(url_for("ui.queue", name=QUEUES[0]))
+    """Each role's home: the queues for staff, their own complaints for a rights holder."""
+    if can(current_user.role, Permission.CASE_VIEW):
+        return redirect(url_for("ui.queue", name=QUEUES[0]))
+    if can(current_user.role, Permission.COMPLAINTS_FILE):
+        return redirect(url_for("ui.complaints.my_complaints"))
+    raise Forbidden(f"your role ({current_user.role}) has no page here")
+
+
+index.required_permission = None  # type: ignore[attr-defined]
 
 
 def _queue_args(name: str) -> dict[str, Any]:
