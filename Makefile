@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-postgres test-fast lint bench bench-http clean system-deps
+.PHONY: run test test-postgres test-fast lint bench bench-http bench-load bench-history clean system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,10 +42,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check riskctl detectors api fixtures tests bench
 	$(BIN)/mypy
 
-bench: $(STAMP)
-	$(BIN)/python bench/bench_http.py
+# load (bare Flask vs POST /v1/checks, ~5 min) then cost per check vs stored history (~6 min)
+bench: bench-load bench-history
 
-bench-http: bench
+bench-load: $(STAMP)
+	$(BIN)/python bench/bench_load.py
+
+bench-history: $(STAMP)
+	$(BIN)/python bench/bench_history.py
+
+bench-http: $(STAMP)
+	$(BIN)/python bench/bench_http.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

@@ -10,7 +10,7 @@ from riskctl.config import Settings
 
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
-    from api import cases, checks, complaints, health, lists, openapi, problems, reputation
+    from api import cases, checks, complaints, exports, health, lists, openapi, problems, reputation
     from api.observability import configure_logging
     from api.observability import init_app as init_observability
     from api.runtime import build_runtime
@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     init_observability(app)
     app.register_blueprint(checks.bp)
     app.register_blueprint(lists.bp)
+    app.register_blueprint(exports.bp)
     app.register_blueprint(cases.bp)
     app.register_blueprint(reputation.bp)
     app.register_blueprint(complaints.bp)

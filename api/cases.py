@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from flask import Blueprint, current_app, g, request
 from flask.blueprints import BlueprintSetupState
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from werkzeug.routing import BaseConverter
 
 from api.auth import require_permission
@@ -46,6 +46,15 @@ ActionName = Literal[
     "warn_seller",
 ]
 Text = Annotated[str, Field(min_length=1, max_length=casework.MAX_NOTE)]
+# What str.strip() removes: a note or an appeal reason needs one character outside it, and the
+# schema says so (otherwise a schema-valid "\r" would be refused as empty)
+_WHITESPACE = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+Content = Annotated[str, Field(min_length=1, max_length=casework.MAX_NOTE, pattern=f"[^{_WHITESPACE}]")]
+
+
+def _whole(value: Any) -> Any:
+    """JSON Schema counts 600.0 as an integer; so does the API."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 class _Body(BaseModel):
@@ -53,7 +62,7 @@ class _Body(BaseModel):
 
 
 class ClaimIn(_Body):
-    ttl_seconds: Annotated[int, Field(ge=1, le=86400)] | None = None
+    ttl_seconds: Annotated[int, Field(ge=1, le=86400), BeforeValidator(_whole)] | None = None
 
 
 class ReleaseIn(_Body):
@@ -82,7 +91,7 @@ class BulkResolveIn(_Body):
 
 
 class AppealIn(_Body):
-    reason: Text
+    reason: Content
 
 
 class AppealDecisionIn(_Body):
@@ -91,7 +100,7 @@ class AppealDecisionIn(_Body):
 
 
 class NoteIn(_Body):
-    body: Text
+    body: Content
 
 
 class QueueQuery(BaseModel):

@@ -19,9 +19,9 @@ def _json_body() -> bytes:
 
 
 @bp.post("/checks")
-@require("pipeline")
+@require("pipeline", inline_limit=True)
 def create_check() -> Response:
-    result = current_app.extensions["riskctl"].checks.check(_json_body())
+    result = current_app.extensions["riskctl"].checks.check(_json_body(), g.rate_limit)
     g.check_result = result
     return Response(result.body, status=200, mimetype="application/json")
 

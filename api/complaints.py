@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from flask import Blueprint, current_app, g, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api.auth import require_permission
+from api.auth import count_request, require_permission
 from riskctl.apikeys import Principal
 from riskctl.complaints import MAX_LISTINGS, RIGHTS, ComplaintMove, ComplaintService, Status
 from riskctl.complaints import create_brand as _create_brand
@@ -121,6 +121,7 @@ def _file_or_work(view: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         runtime = current_app.extensions["riskctl"]
         principal: Principal = runtime.keys.verify(request.headers.get("Authorization"))
+        count_request(principal)
         if not any(
             can(s, Permission.COMPLAINTS_FILE) or can(s, Permission.COMPLAINTS_WORK) for s in principal.scopes
         ):
@@ -323,5 +324,12 @@ def openapi_parts(errors: Any) -> tuple[dict[str, Any], dict[str, Any]]:
                 },
             },
         },
+    }
+    # stateful testing (schemathesis) follows these from a filed complaint to its reads and moves
+    by_id = {"complaint_id": "$response.body#/id"}
+    filed: Any = paths["/v1/complaints"]["post"]
+    filed["responses"]["201"]["links"] = {
+        "GetComplaint": {"operationId": "getComplaint", "parameters": by_id},
+        "MoveComplaint": {"operationId": "moveComplaint", "parameters": by_id},
     }
     return paths, schemas

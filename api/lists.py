@@ -36,7 +36,7 @@ class ListQuery(BaseModel):
     list: ListName | None = None
     entity_type: EntityType | None = None
     limit: Annotated[int, Field(ge=1, le=1000)] = 100
-    offset: Annotated[int, Field(ge=0)] = 0
+    offset: Annotated[int, Field(ge=0, le=1_000_000)] = 0  # past SQLite's 64-bit OFFSET is a 500
 
 
 def entry_view(e: ListEntry) -> dict[str, Any]:

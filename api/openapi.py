@@ -130,6 +130,9 @@ def build_spec() -> dict[str, Any]:
     complaint_paths, complaint_schemas = complaint_parts(_errors)
     case_paths.update(complaint_paths)
     components.update(complaint_schemas)
+    from api.exports import openapi_parts as export_parts
+
+    case_paths.update(export_parts(_errors))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -210,7 +213,7 @@ def build_spec() -> dict[str, Any]:
                             "in": "query",
                             "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
                         },
-                        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                        {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": 1_000_000}},
                     ],
                     "responses": {
                         "200": {

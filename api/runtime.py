@@ -27,6 +27,7 @@ from riskctl.lists import ListStore
 from riskctl.lists import schema as list_schema
 from riskctl.policy import PolicyHolder
 from riskctl.pseudonym import Pseudonymizer
+from riskctl.ratelimit import RateLimiter
 from riskctl.redisconn import EmbeddedRedis, make_client
 from riskctl.reputation import ReputationConfig, ReputationStore
 from riskctl.reputation import schema as reputation_schema
@@ -134,6 +135,7 @@ def build_runtime(settings: Settings) -> Runtime:
         settings, engine, sessions, client, pseudo, velocity, lists, policy, checks, keys, models, embedded
     )
     runtime.extras["review_text"] = text_models
+    runtime.extras["rate_limiter"] = RateLimiter(client, settings.rate_limit_requests, settings.rate_limit_window_s)
     runtime.extras["brand_registry"] = brands
     runtime.extras["reputation"] = reputation
     runtime.extras["registered_brands"] = merged_brands

@@ -17,6 +17,7 @@ suspicious buyers ascending, joined by ``&``); the stored path also gives one
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -35,6 +36,13 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 MAX_EVIDENCE_WINDOWS = 20
 MAX_EVIDENCE_ORDERS = 100
 MAX_EVIDENCE_BUYERS = 20
+# ``shopid,userid`` is an interchange format: its consumers need the ids exactly, so an id is
+# never rewritten on the way out. An id a spreadsheet would run as a formula (leading ``=``,
+# ``+``, ``-``, ``@``, tab or CR, other than a plain integer such as ``-5``), or one holding
+# the ``&`` that joins userids, or a line break, cannot be written both exactly and safely:
+# the orders CSV with one is refused instead.
+_HOSTILE_CHARS = "=+-@\t\r\n&"
+_HOSTILE_ID = re.compile(r"^(?!-?\d+$)[=+\-@\t\r]|[&\r\n]")
 
 
 def read_orders_csv(source: str | Path | IO[str]) -> pd.DataFrame:
@@ -54,6 +62,8 @@ def read_orders_csv(source: str | Path | IO[str]) -> pd.DataFrame:
         empty = frame[col].isna().to_numpy()
         if empty.any():
             raise ValidationFailed(f"orders CSV: empty {col} on data row {int(np.argmax(empty)) + 1}")
+    for col in ("shopid", "userid"):
+        _refuse_hostile_ids(frame[col], col)
     times = pd.to_datetime(frame["event_time"], format=TIME_FORMAT, errors="coerce")
     bad = times.isna().to_numpy()
     if bad.any():
@@ -70,6 +80,19 @@ def read_orders_csv(source: str | Path | IO[str]) -> pd.DataFrame:
             "event_time": times.to_numpy(dtype="datetime64[us]"),
         }
     )
+
+
+def _refuse_hostile_ids(ids: pd.Series, col: str) -> None:
+    values = [str(v) for v in ids.tolist()]
+    joined = "\x00".join(values)
+    if not any(c in joined for c in _HOSTILE_CHARS):  # the common case, ~40 ms per million ids
+        return
+    for row, value in enumerate(values, start=1):
+        if _HOSTILE_ID.search(value):
+            raise ValidationFailed(
+                f"orders CSV: {col} {value[:40]!r} on data row {row} would run as a spreadsheet formula "
+                "or break the '&'-joined output; ids are written back exactly, so it is refused"
+            )
 
 
 def load_stored_orders(

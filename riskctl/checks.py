@@ -33,6 +33,7 @@ from riskctl.models import Decision, EventRecord
 from riskctl.persist import DriverWriter, Write
 from riskctl.policy import PolicyHolder
 from riskctl.pseudonym import Pseudonymizer
+from riskctl.ratelimit import Limit, refused
 from riskctl.reputation import ReputationStore
 from riskctl.velocity import Velocity
 
@@ -141,14 +142,14 @@ class CheckService:
         self.reputation = reputation
 
     # -- the path -------------------------------------------------------------------
-    def check(self, raw: bytes) -> CheckResult:
+    def check(self, raw: bytes, limit: Limit | None = None) -> CheckResult:
         started = time.perf_counter()
         event = parse_event(raw)
         body_hash = self.pseudo.digest(canonical_json(event))
         # Optimistic: no lookup before the work. A repeated event_id is rare, and it is
         # caught by the unique key when the decision is stored; its velocity update is a
         # no-op (the Redis script counts each event_id once), so nothing counts twice.
-        features, degraded = self._features(event)
+        features, degraded = self._features(event, limit)
         # Past the deadline, the answer is still given, but flagged: something was slow.
         degraded = degraded or time.perf_counter() - started > self.deadline_s
         kind: str = event.kind  # type: ignore[attr-defined]
@@ -212,7 +213,7 @@ class CheckService:
             )
         return CheckResult(row.response_body.encode(), row.id, row.outcome, row.kind, True, row.degraded)
 
-    def _features(self, event: BaseEvent) -> tuple[dict[str, Any], bool]:
+    def _features(self, event: BaseEvent, limit: Limit | None = None) -> tuple[dict[str, Any], bool]:
         """Static features, then velocity and list memberships in one Redis round trip."""
         features = static_features(event)
         kind: str = event.kind  # type: ignore[attr-defined]
@@ -225,8 +226,12 @@ class CheckService:
         result = None
         if self.breaker.allow():
             result = self.velocity.observe(
-                event, [(lk.key, lk.token) for lk in lookups], [(key, fld) for _, key, fld in reads]
+                event, [(lk.key, lk.token) for lk in lookups], [(key, fld) for _, key, fld in reads], limit
             )
+            if result.limited_ms is not None:
+                # refused by the API key's rate limit inside the same script: nothing counted
+                self.breaker.success()
+                raise refused(result.limited_ms, limit)  # type: ignore[arg-type]
             if result.available:
                 self.breaker.success()
             else:

@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 from sqlalchemy import Connection, func, insert, literal, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from detectors.listing_match import Brand as MatcherBrand
@@ -206,24 +206,33 @@ def create_brand(
         if taken is not None:
             raise Conflict(f"a brand named {data['name']!r} is already registered")
         brand_id = new_id("brd")
-        conn.execute(
-            insert(Brand),
-            {
-                "id": brand_id,
-                "owner": owner,
-                "name": data["name"],
-                "aliases": list(data.get("aliases", [])),
-                "protected_terms": list(data.get("protected_terms", [])),
-                "reference_prices": dict(data.get("reference_prices", {})),
-                "image_phashes": list(data.get("image_phashes", [])),
-                "authorised_shops": list(data.get("authorised_shops", [])),
-                "proof_documents": list(data.get("proof_documents", [])),
-                "created_at": now,
-                "updated_at": now,
-            },
-        )
+        try:
+            _insert_brand(conn, brand_id, owner, data, now)
+        except IntegrityError:
+            # SQL lower() folds ASCII only, so "Ölmark" and "ölmark" pass the check above and
+            # meet the unique index here (as does a concurrent registration of the same name)
+            raise Conflict(f"a brand named {data['name']!r} is already registered") from None
         audit.append(conn, actor, "brand.create", f"brand:{brand_id}", {"name": data["name"], "owner": owner})
         return brand_view(session.get_one(Brand, brand_id))
+
+
+def _insert_brand(conn: Connection, brand_id: str, owner: str, data: dict[str, Any], now: datetime) -> None:
+    conn.execute(
+        insert(Brand),
+        {
+            "id": brand_id,
+            "owner": owner,
+            "name": data["name"],
+            "aliases": list(data.get("aliases", [])),
+            "protected_terms": list(data.get("protected_terms", [])),
+            "reference_prices": dict(data.get("reference_prices", {})),
+            "image_phashes": list(data.get("image_phashes", [])),
+            "authorised_shops": list(data.get("authorised_shops", [])),
+            "proof_documents": list(data.get("proof_documents", [])),
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
 
 
 def list_brands(sessions: sessionmaker[Session], owner: str | None) -> list[dict[str, Any]]:

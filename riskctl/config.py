@@ -120,6 +120,8 @@ class Settings:
     log_level: str = "INFO"
     sqlite_busy_timeout_ms: int = 5000
     api_key_cache_s: int = 30
+    rate_limit_requests: int = 100_000
+    rate_limit_window_s: int = 60
     demo_data: bool = True
     webhook_url: str = ""
     webhook_secret: str = ""
@@ -161,6 +163,10 @@ class Settings:
             raise ConfigError("RISKCTL_WEBHOOK_SECRET must be set (32+ characters) when RISKCTL_WEBHOOK_URL is")
         if self.outbox_max_attempts < 1 or self.case_claim_minutes < 1:
             raise ConfigError("RISKCTL_OUTBOX_MAX_ATTEMPTS and RISKCTL_CASE_CLAIM_MINUTES must be at least 1")
+        if self.rate_limit_requests < 0 or not 1 <= self.rate_limit_window_s <= 86_400:
+            raise ConfigError(
+                "RISKCTL_RATE_LIMIT_REQUESTS must be 0 (no limit) or more, RISKCTL_RATE_LIMIT_WINDOW_S 1 to 86400"
+            )
         if self.check_deadline_ms <= 0:
             raise ConfigError("RISKCTL_CHECK_DEADLINE_MS must be positive")
         if self.redis_connect_timeout_ms + self.redis_socket_timeout_ms >= self.check_deadline_ms:
@@ -256,6 +262,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_level", str, "log level (JSON logs on stderr)"),
     Setting("sqlite_busy_timeout_ms", int, "SQLite busy timeout"),
     Setting("api_key_cache_s", int, "seconds a verified API key is cached per worker (revocation delay)"),
+    Setting(
+        "rate_limit_requests",
+        int,
+        "requests one API key may make per window, over all workers (Redis); the next gets 429 + `Retry-After`; 0 = no limit",
+    ),
+    Setting("rate_limit_window_s", int, "length of the per-key rate-limit window in seconds"),
     Setting("demo_data", _bool, "`make run` loads demo data into an empty database"),
     Setting(
         "webhook_url", str, "where `riskctl outbox work` POSTs enforcement actions; empty = actions wait"

@@ -92,7 +92,7 @@ class _Prepared:
 
     def __init__(self, statement: ClauseElement, engine: Engine) -> None:
         dialect = engine.dialect
-        compiled = statement.compile(dialect=dialect)
+        compiled: Any = statement.compile(dialect=dialect)  # an SQLCompiler: bind names, positions
         self.sql = compiled.string
         self.positional = dialect.positional
         by_name = {name: bind for bind, name in compiled.bind_names.items()}  # as rendered in the SQL

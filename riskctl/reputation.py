@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import redis
-from sqlalchemy import Connection, Engine, func, insert, literal, select, update
+from sqlalchemy import Connection, Engine, and_, false, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from riskctl.casestate import CaseStatus, Resolution
@@ -438,38 +439,67 @@ class ReputationStore:
 
     # -- batch: decisions, cases and appeals -------------------------------------------
     def ingest(
-        self, *, now: datetime | None = None, batch: int = 5000, actor: str = "reputation"
+        self,
+        *,
+        now: datetime | None = None,
+        batch: int = 5000,
+        actor: str = "reputation",
+        chunk: int = 200,
     ) -> dict[str, int]:
         """Fold new decisions, resolved cases and decided appeals into reputation, once each.
 
         Idempotent: every update carries a ref (``decision:<id>``, ``case:<id>``,
         ``appeal:<id>``) and a ref already recorded is skipped. Decisions are read past a
         cursor (the last one folded in) so a run costs what is new.
+
+        At most ``batch`` decisions per run, committed ``chunk`` at a time, and on SQLite a
+        pause as long as the chunk took before the next: SQLite has one write lock, which
+        waiting writers only poll for, so the checks of the web workers must find it free
+        well within their busy timeout, or they fail with "database is locked".
         """
         now = now or utcnow()
         counts = {"decisions": 0, "cases": 0, "appeals": 0}
         changed: list[tuple[str, str, Beta]] = []
+        folded = (
+            select(ReputationEvent.id)
+            .where(ReputationEvent.ref == literal("decision:") + Decision.id)
+            .exists()
+        )
+        with self.engine.connect() as conn:  # what is stored now: a run does not chase new traffic
+            upto = conn.execute(select(func.max(Decision.created_at))).scalar()
+        q = (
+            select(Decision.id, Decision.outcome, Decision.kind, Decision.created_at, EventRecord.payload)
+            .join(EventRecord, EventRecord.id == Decision.event_pk)
+            .where(~folded, Decision.created_at <= upto if upto is not None else false())
+            .order_by(Decision.created_at, Decision.id)
+        )
+        after = q
+        yield_lock = self.engine.dialect.name == "sqlite"
+        while counts["decisions"] < batch:
+            started = time.monotonic()
+            with self.engine.begin() as conn:
+                rows = conn.execute(after.limit(min(chunk, batch - counts["decisions"]))).all()
+                updates: list[Update] = []
+                for d in rows:
+                    ref = f"decision:{d.id}"
+                    reason = f"decision_{d.outcome}"
+                    for t, key in self._payload_subjects(d.kind, d.payload):
+                        updates.append(self.weighted(t, key, reason, ref))
+                    counts["decisions"] += 1
+                changed += self.apply_in(conn, updates, actor=actor, now=now)
+            if len(rows) < chunk:
+                break
+            if yield_lock:
+                time.sleep(min(1.0, time.monotonic() - started))
+            # on past the last one read: a decision that moved nothing is not read again
+            last = rows[-1]
+            after = q.where(
+                or_(
+                    Decision.created_at > last.created_at,
+                    and_(Decision.created_at == last.created_at, Decision.id > last.id),
+                )
+            )
         with self.engine.begin() as conn:
-            folded = (
-                select(ReputationEvent.id)
-                .where(ReputationEvent.ref == literal("decision:") + Decision.id)
-                .exists()
-            )
-            q = (
-                select(Decision.id, Decision.outcome, Decision.kind, EventRecord.payload)
-                .join(EventRecord, EventRecord.id == Decision.event_pk)
-                .where(~folded)
-                .order_by(Decision.created_at, Decision.id)
-                .limit(batch)
-            )
-            updates: list[Update] = []
-            for d in conn.execute(q):
-                ref = f"decision:{d.id}"
-                reason = f"decision_{d.outcome}"
-                for t, key in self._payload_subjects(d.kind, d.payload):
-                    updates.append(self.weighted(t, key, reason, ref))
-                counts["decisions"] += 1
-            changed += self.apply_in(conn, updates, actor=actor, now=now)
             changed += self._ingest_cases(conn, counts, actor, now)
         self.mirror(changed)
         return counts

@@ -40,6 +40,8 @@ from riskctl.events import (
 )
 from riskctl.features import FeatureSpec, FeatureType
 from riskctl.pseudonym import Pseudonymizer
+from riskctl.ratelimit import LUA_CHECK as RATE_LIMIT_LUA
+from riskctl.ratelimit import Limit
 from riskctl.text import normalize_text
 from riskctl.windows import parse_window
 
@@ -369,8 +371,13 @@ def values(event: BaseEvent) -> dict[str, float]:
 # op ('c'|'d'|'s') and arg (apply flag | member | value), then the link-graph flag (0|1) and,
 # when 1: campaign-key prefix, account node, campaign, referrer node or '', device, day_ms,
 # ttl_ms, nlinks, link nodes..., max depth; then nreads and one field per hash read; then one
-# member per lookup.
+# member per lookup; last, the API key's rate-limit counter (key) with its limit and window_ms
+# (ARGV), checked first (riskctl.ratelimit): a refused check returns {-1, ms left} and touches
+# no other key.
 _LUA = """
+local nkeys = #KEYS - 1
+local rl_key, rl_limit, rl_window = KEYS[#KEYS], tonumber(ARGV[#ARGV - 1]), tonumber(ARGV[#ARGV])
+""" + RATE_LIMIT_LUA + """
 local now = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
 local clock = redis.call('TIME')
@@ -559,7 +566,7 @@ for k = kfirst, kfirst + nreads - 1 do
 end
 kfirst = kfirst + nreads
 -- lookups: list memberships (sorted sets scored by expiry time in ms) read in the same trip
-for k = kfirst, #KEYS do
+for k = kfirst, nkeys do
   local score = redis.call('ZSCORE', KEYS[k], ARGV[a])
   a = a + 1
   if score and tonumber(score) >= now_wall then out[#out + 1] = 1 else out[#out + 1] = 0 end
@@ -612,6 +619,7 @@ class VelocityResult:
     error: str | None = None
     found: tuple[bool, ...] = ()  # one per lookup, in order
     hashes: tuple[bytes | None, ...] = ()  # one per hash read, in order (None = no field)
+    limited_ms: int | None = None  # set when the API key's rate limit refused the check: ms left
 
 
 class Velocity:
@@ -677,6 +685,7 @@ class Velocity:
         event: BaseEvent,
         lookups: Sequence[tuple[bytes, str]] = (),
         reads: Sequence[tuple[bytes, str]] = (),
+        limit: Limit | None = None,
     ) -> VelocityResult:
         """Apply ``event`` (once) and return every velocity feature of its kind.
 
@@ -694,10 +703,15 @@ class Velocity:
         for key, member in lookups:
             keys.append(key)
             args.append(member)
+        # the rate limit rides in the same round trip (0 = none): see riskctl.ratelimit
+        keys.append(limit.redis_key if limit is not None else b"rk:rl:-")
+        args += [limit.requests, limit.window_ms] if limit is not None else [0, 0]
         try:
             raw = self._script(keys=keys, args=args)
         except (redis.RedisError, OSError) as exc:
             return VelocityResult(self.unavailable(kind), False, False, type(exc).__name__)
+        if raw[0] == -1:
+            return VelocityResult({}, True, False, limited_ms=int(raw[1]))
         features: dict[str, Any] = {}
         i = 1
         for metric in metrics:

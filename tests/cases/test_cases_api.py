@@ -199,6 +199,7 @@ def test_malformed_and_unknown(client, runtime, keys):
 ROUTES = [
     ("GET", "/v1/cases", None, {"analyst", "moderator", "senior_moderator", "compliance", "admin"}),
     ("GET", "/v1/cases/{id}", None, {"analyst", "moderator", "senior_moderator", "compliance", "admin"}),
+    ("GET", "/v1/cases/export.csv", None, {"analyst", "moderator", "senior_moderator", "compliance", "admin"}),
     ("POST", "/v1/cases/{id}/claim", {}, {"moderator", "senior_moderator", "compliance", "admin"}),
     ("POST", "/v1/cases/{id}/release", {}, {"moderator", "senior_moderator", "compliance", "admin"}),
     (

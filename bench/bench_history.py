@@ -1,0 +1,356 @@
+"""Cost per check as stored history grows: 1k, 10k, 100k, 1M events.
+
+    python bench/bench_history.py [--max-history 1000000] [--checks 300] [--rounds 3]
+
+One warmed in-process app (``build_runtime``: SQLite, embedded Redis, every rule pack, the
+detectors trained on the first 1k events): the first 1k events of the marketplace simulator
+go through the real check path, then the history is grown in steps, and at each size the
+median µs of ``CheckService.check`` is measured on new simulated traffic (another seed, with
+fresh event_ids; rounds of ``--checks`` checks, the median of the round medians is printed).
+
+Growing the history fast, in the check path's own format:
+
+* the database: the first 1k events' rows (events, decisions, decision hits, cases and their
+  links), exactly as the check path stored them, are copied with ``executemany`` straight in
+  SQLite; copy *c* is a new population: event, decision and case ids, subjects and shops get
+  the suffix ``-xc``;
+* Redis: the same 1k events, with every entity id (buyer, shop, device, card, address,
+  account, referrer, campaign) suffixed the same way and the IP moved to a network of its
+  own, are applied by the velocity script itself (pipelined, the same keys and arguments
+  as a check), so the velocity state and the coupon link graph grow in proportion.
+
+So the stored history grows in events and in entities at the same per-entity rates: a flat
+cost means no part of the check path scans or slows with history size. The measured
+checks add to the history too (the sizes printed are counted, not assumed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TABLES = ("events", "decisions", "decision_hits", "cases", "case_decisions")
+ID_SUFFIX_KEYS = ("_id", "_hash", "fingerprint")
+KEEP_KEYS = {"event_id", "order_id", "review_id", "listing_id", "product_id"}
+
+
+def loadavg() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def simulated(seed: int, n: int) -> list[dict[str, Any]]:
+    from fixtures.simulator import Marketplace
+
+    out = []
+    for ev in Marketplace(seed=seed, size=max(500, int(n * 1.1)), days=7, warmup_days=2).event_dicts():
+        out.append(ev)
+        if len(out) == n:
+            break
+    return out
+
+
+def rewrite_event(ev: Any, c: int, key: str = "") -> Any:
+    """Copy ``c`` of an event: every entity id suffixed, the IP on a network of its own."""
+    if isinstance(ev, dict):
+        return {k: rewrite_event(v, c, k) for k, v in ev.items()}
+    if isinstance(ev, list):
+        return [rewrite_event(v, c, key) for v in ev]
+    if isinstance(ev, str):
+        if key == "event_id":
+            return f"{ev}-h{c}"
+        if key == "ip":
+            last = ev.rsplit(".", 1)[-1] if "." in ev else "1"
+            return f"10.{(c >> 8) & 255}.{c & 255}.{last}"
+        if key.endswith(ID_SUFFIX_KEYS) and key not in KEEP_KEYS:
+            return f"{ev}-x{c}"
+    return ev
+
+
+class Grower:
+    """Copies the template history (rows and velocity state) until the history has ``n`` events."""
+
+    def __init__(self, db_path: Path, runtime: Any, template_events: list[dict[str, Any]]) -> None:
+        self.db_path = db_path
+        self.runtime = runtime
+        self.template_events = template_events
+        self.copies = 0
+        with sqlite3.connect(db_path) as conn:
+            self.columns = {t: [r[1] for r in conn.execute(f"PRAGMA table_info({t})")] for t in TABLES}
+            self.rows = {t: conn.execute(f"SELECT * FROM {t}").fetchall() for t in TABLES}
+        conn.close()
+        self.template_size = len(self.rows["events"])
+
+    def stored(self) -> int:
+        with sqlite3.connect(self.db_path) as conn:
+            n = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        conn.close()
+        return int(n)
+
+    def grow_to(self, n: int, script_cap: int) -> tuple[float, float, str]:
+        """Returns seconds spent on the database and on Redis, and how Redis grew."""
+        stored = self.stored()
+        need = max(0, -(-(n - stored) // self.template_size))
+        copies = range(self.copies + 1, self.copies + 1 + need)
+        self.copies += need
+        t = time.perf_counter()
+        self._grow_db(copies)
+        t_db = time.perf_counter() - t
+        t = time.perf_counter()
+        if n <= script_cap:
+            self._grow_redis(copies)
+            how = "script"
+        else:
+            self._clone_redis(n / max(stored, 1) - 1)
+            how = "clone"
+        return t_db, time.perf_counter() - t, how
+
+    def _clone_redis(self, factor: float) -> None:
+        """Past ``--script-history``: the whole velocity keyspace copied ``factor`` times over
+        with DUMP/RESTORE under new names (same types, sizes and TTLs), so Redis holds as many
+        keys and as much memory as the history size asks, far faster than running the script."""
+        import redis
+
+        client = redis.Redis.from_url(self.runtime.embedded_redis.url, socket_timeout=120)
+        try:
+            keys = [k for k in client.scan_iter(count=10_000) if not k.startswith(b"rk:v:{lg}")]
+            copies = int(factor) + (1 if factor % 1 else 0)
+            quota = int(len(keys) * factor)
+            pipe = client.pipeline(transaction=False)
+            for start in range(0, len(keys), 1000):
+                chunk = keys[start : start + 1000]
+                for k in chunk:
+                    pipe.dump(k)
+                    pipe.pttl(k)
+                got = pipe.execute()
+                for j in range(1, copies + 1):
+                    for i, k in enumerate(chunk):
+                        if (j - 1) * len(keys) + start + i >= quota:
+                            break
+                        payload, ttl = got[2 * i], got[2 * i + 1]
+                        if payload is not None:
+                            pipe.restore(k + b":k%d" % (self.copies * 1000 + j), max(ttl, 0), payload)
+                    pipe.execute()
+        finally:
+            client.close()
+
+    def _grow_db(self, copies: range) -> None:
+        cols = self.columns
+        idx = {t: {name: i for i, name in enumerate(cols[t])} for t in TABLES}
+        conn = sqlite3.connect(self.db_path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA synchronous=OFF")
+            next_pk = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM events").fetchone()[0]
+            batch = max(1, 50_000 // self.template_size)
+            for start in range(0, len(copies), batch):
+                out: dict[str, list[tuple]] = {t: [] for t in TABLES}
+                for c in copies[start : start + batch]:
+                    sfx = f"-x{c}"
+                    pk_map = {}
+                    e, d, h, k, cd = (idx[t] for t in TABLES)
+                    for row in self.rows["events"]:
+                        r = list(row)
+                        pk_map[r[e["id"]]] = next_pk
+                        r[e["id"]] = next_pk
+                        next_pk += 1
+                        r[e["event_id"]] += "-h" + str(c)
+                        for col in ("subject_id", "shop_id"):
+                            if r[e[col]] is not None:
+                                r[e[col]] += sfx
+                        out["events"].append(tuple(r))
+                    for row in self.rows["decisions"]:
+                        r = list(row)
+                        r[d["id"]] += sfx
+                        r[d["event_pk"]] = pk_map[r[d["event_pk"]]]
+                        r[d["event_id"]] += "-h" + str(c)
+                        out["decisions"].append(tuple(r))
+                    for row in self.rows["decision_hits"]:
+                        r = list(row)
+                        r[h["id"]] = None
+                        r[h["decision_id"]] += sfx
+                        out["decision_hits"].append(tuple(r))
+                    for row in self.rows["cases"]:
+                        r = list(row)
+                        r[k["id"]] += sfx
+                        r[k["subject_id"]] += sfx
+                        if r[k["shop_id"]] is not None:
+                            r[k["shop_id"]] += sfx
+                        out["cases"].append(tuple(r))
+                    for row in self.rows["case_decisions"]:
+                        r = list(row)
+                        r[cd["id"]] = None
+                        r[cd["case_id"]] += sfx
+                        r[cd["decision_id"]] += sfx
+                        out["case_decisions"].append(tuple(r))
+                conn.execute("BEGIN")
+                for t in TABLES:
+                    if out[t]:
+                        marks = ",".join("?" * len(cols[t]))
+                        conn.executemany(f"INSERT INTO {t} ({','.join(cols[t])}) VALUES ({marks})", out[t])
+                conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    def _grow_redis(self, copies: range) -> None:
+        import copy
+
+        import redis
+
+        from riskctl.events import parse_event
+
+        velocity = self.runtime.velocity
+        script = velocity._script
+        # The keys and arguments of each event are the check path's own: ``observe`` plans
+        # them, and a stand-in script hands them over instead of sending them one by one.
+        planner = copy.copy(velocity)
+        planner._script = _capture
+        # a client of its own: the check path's has a socket timeout of a few milliseconds
+        client = redis.Redis.from_url(self.runtime.embedded_redis.url, socket_timeout=120)
+        pipe = client.pipeline(transaction=False)
+        pending = 0
+        try:
+            for c in copies:
+                for ev in self.template_events:
+                    event = parse_event(orjson.dumps(rewrite_event(ev, c)))
+                    try:
+                        planner.observe(event)
+                    except _Captured as planned:
+                        keys, args = planned.args
+                    script(keys=keys, args=args, client=pipe)
+                    pending += 1
+                    if pending >= 500:
+                        pipe.execute()
+                        pending = 0
+            if pending:
+                pipe.execute()
+        finally:
+            client.close()
+
+
+class _Captured(Exception):
+    pass
+
+
+def _capture(keys: list[bytes], args: list[Any]) -> None:
+    raise _Captured(keys, args)
+
+
+def measure(runtime: Any, bodies: list[bytes], checks: int, rounds: int) -> tuple[float, list[float]]:
+    check = runtime.checks.check
+    for body in bodies[:50]:  # warm the statement caches and pages at this size
+        check(body)
+    del bodies[:50]
+    medians = []
+    for _ in range(rounds):
+        times = []
+        for body in bodies[:checks]:
+            t = time.perf_counter()
+            check(body)
+            times.append(time.perf_counter() - t)
+        del bodies[:checks]
+        medians.append(statistics.median(times) * 1e6)
+    return statistics.median(medians), medians
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--max-history", type=int, default=1_000_000)
+    ap.add_argument("--checks", type=int, default=200, help="checks per round")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument(
+        "--script-history",
+        type=int,
+        default=100_000,
+        help="grow Redis by running the velocity script up to this size, by cloning keys past it",
+    )
+    args = ap.parse_args()
+    sizes = [n for n in (1_000, 10_000, 100_000, 1_000_000) if n <= args.max_history]
+
+    tmp = Path(tempfile.mkdtemp(prefix="riskctl-bench-history-"))
+    for k in [k for k in os.environ if k.startswith("RISKCTL_")]:
+        del os.environ[k]
+    os.environ.update(RISKCTL_INSTANCE_PATH=str(tmp / "instance"), RISKCTL_LOG_LEVEL="WARNING")
+
+    from api.cli import train_detectors
+    from api.runtime import build_runtime
+    from riskctl.config import Settings
+    from riskctl.db import make_engine
+    from riskctl.migrate import upgrade
+
+    settings = Settings.from_env()
+    settings.instance.mkdir(parents=True)
+    engine = make_engine(settings.effective_database_url)
+    upgrade(engine)
+    engine.dispose()
+    print(f"load average at start: {loadavg()}  ({os.cpu_count()} cores)")
+    t0 = time.perf_counter()
+    template = simulated(7, 1_000)
+    runtime = build_runtime(settings)
+    try:
+        for ev in template:
+            runtime.checks.check(orjson.dumps(ev))
+    finally:
+        runtime.close()
+    trained = train_detectors(settings, None, min_rows=20, quiet=True)
+    runtime = build_runtime(settings)
+    # a benchmark instance: no RDB snapshot (a fork writing gigabytes) in the middle of a measurement
+    runtime.redis.config_set("save", "")
+    per_level = args.rounds * args.checks + 50
+    traffic = simulated(29, per_level * len(sizes))
+    tag = time.time_ns() % 10**9
+    bodies = []
+    for i, ev in enumerate(traffic):
+        bodies.append(orjson.dumps(dict(ev, event_id=f"hb-{tag}-{i}")))
+    print(
+        f"set-up: 1k events checked, {len(trained)} detectors trained, "
+        f"{len(bodies)} measurement events ready: {time.perf_counter() - t0:.0f}s"
+    )
+    try:
+        grower = Grower(settings.instance / "riskctl.db", runtime, template)
+        print(
+            f"{'history':>10}{'stored':>10}{'median µs':>11}{'best':>6}   rounds µs{'':<22}{'grow db s':>10}{'redis s':>9} {'how':<7}"
+            f"{'redis keys':>11}{'redis MB':>9}{'db MB':>8}  load"
+        )
+        results = {}
+        for n in sizes:
+            t_db, t_redis, how = grower.grow_to(n, args.script_history)
+            stored = grower.stored()
+            med, rounds = measure(runtime, bodies, args.checks, args.rounds)
+            results[n] = (med, min(rounds))
+            info = runtime.redis.info("memory")
+            db_mb = sum(p.stat().st_size for p in settings.instance.glob("riskctl.db*")) / 1e6
+            print(
+                f"{n:>10,}{stored:>10,}{med:>11.0f}{min(rounds):>6.0f}   {', '.join(f'{x:.0f}' for x in rounds):<31}"
+                f"{t_db:>10.1f}{t_redis:>9.1f} {how:<7}{runtime.redis.dbsize():>11,}"
+                f"{info['used_memory'] / 1e6:>9.0f}{db_mb:>8.0f}  {loadavg()}"
+            )
+        first, last = sizes[0], sizes[-1]
+        (m_last, b_last), (m_first, b_first) = results[last], results[first]
+        print(
+            f"\nratio {last // 1000}k/{first // 1000}k: median {m_last / m_first:.2f}x ({m_last:.0f} vs {m_first:.0f} µs), "
+            f"best round {b_last / b_first:.2f}x ({b_last:.0f} vs {b_first:.0f} µs)"
+        )
+        print(
+            "(median: of the round medians; best: the fastest round median, the least disturbed by other load)"
+        )
+    finally:
+        runtime.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"load average at end: {loadavg()}; total {time.perf_counter() - t0:.0f}s")
+
+
+if __name__ == "__main__":
+    main()
