@@ -64,4 +64,4 @@ def list_store() -> Iterator[Any]:
 def routing(settings: Settings) -> Any:
     from riskctl.cases import DEFAULT_QUEUES, DEFAULT_SLA_HOURS, Routing
 
-    return Routing(DEFAULT_QUEUES, {**DEFAULT_SLA_HOURS, **settings.case_sla_hours})
+    return Routing({**DEFAULT_QUEUES, **settings.case_routing}, {**DEFAULT_SLA_HOURS, **settings.case_sla_hours})

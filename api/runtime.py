@@ -125,7 +125,7 @@ def build_runtime(settings: Settings) -> Runtime:
         detectors=models.current,
         fallback=settings.degraded_fallback,
         deadline_ms=settings.check_deadline_ms,
-        routing=Routing(DEFAULT_QUEUES, {**DEFAULT_SLA_HOURS, **settings.case_sla_hours}),
+        routing=Routing({**DEFAULT_QUEUES, **settings.case_routing}, {**DEFAULT_SLA_HOURS, **settings.case_sla_hours}),
         enrichers=[ReviewTextEnricher(text_models), ListingEnricher(merged_brands)],  # type: ignore[arg-type]
         reputation=reputation,
     )

@@ -65,6 +65,24 @@ def _fallbacks(text: str) -> dict[str, str]:
     return out
 
 
+QUEUES = ("orders", "reviews", "coupons", "ip")
+
+
+def _routing(text: str) -> dict[str, str]:
+    """``order=orders,listing=ip,...``: the queue each event kind's cases go to."""
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        kind, _, queue = (x.strip() for x in part.partition("="))
+        if kind not in KINDS:
+            raise ValueError(f"unknown event kind {kind!r} in case routing")
+        if queue not in QUEUES:
+            raise ValueError(f"unknown queue {queue!r} for {kind}; queues are {', '.join(QUEUES)}")
+        out[kind] = queue
+    return out
+
+
 def _sla_hours(text: str) -> dict[str, float]:
     """``orders=24,reviews=48,...``: hours from a case opening to its SLA due time."""
     out: dict[str, float] = {}
@@ -108,6 +126,9 @@ class Settings:
     velocity_windows: tuple[str, ...] = ("10m", "1h", "24h", "30d")
     coupon_link_types: tuple[str, ...] = ("device", "payment", "address")
     degraded_fallback: dict[str, str] = field(default_factory=lambda: {k: "allow" for k in KINDS})
+    case_routing: dict[str, str] = field(
+        default_factory=lambda: {"order": "orders", "review": "reviews", "coupon_redemption": "coupons", "listing": "ip"}
+    )
     case_sla_hours: dict[str, float] = field(
         default_factory=lambda: {"orders": 24.0, "reviews": 48.0, "coupons": 12.0, "ip": 72.0}
     )
@@ -247,6 +268,11 @@ SETTINGS: tuple[Setting, ...] = (
         "degraded_fallback",
         _fallbacks,
         "outcome floor per kind when degraded, e.g. `order=allow,coupon_redemption=review`",
+    ),
+    Setting(
+        "case_routing",
+        _routing,
+        "the queue each event kind's cases (and scan findings) go to, e.g. `listing=ip,coupon_redemption=coupons`",
     ),
     Setting(
         "case_sla_hours",

@@ -59,3 +59,48 @@ def test_resolved_cases_become_labels(client, runtime, pipeline_headers):
     labels = stored_labels(runtime.engine)
     assert labels and all(labels.values())
     assert set(labels) <= set(ids)
+
+
+def test_routing_and_sla_come_from_configuration(tmp_path, redis_url):
+    import pytest
+
+    from api import create_app
+    from riskctl.config import ConfigError, Settings
+    from tests.conftest import fresh_database_url, make_key, migrated
+
+    with pytest.raises(ConfigError, match="unknown queue"):
+        Settings.from_env({"RISKCTL_CASE_ROUTING": "order=nowhere"})
+    with pytest.raises(ConfigError, match="unknown event kind"):
+        Settings.from_env({"RISKCTL_CASE_ROUTING": "refund=orders"})
+    settings = Settings.from_env(
+        {
+            "RISKCTL_CASE_ROUTING": "order=reviews",
+            "RISKCTL_CASE_SLA_HOURS": "reviews=2",
+            "RISKCTL_ENV": "testing",
+            "RISKCTL_INSTANCE_PATH": str(tmp_path / "inst"),
+            "RISKCTL_REDIS_URL": redis_url,
+            "RISKCTL_DATABASE_URL": fresh_database_url(tmp_path),
+        }
+    )
+    app = create_app(migrated(settings))
+    try:
+        client = app.test_client()
+        headers = {"Authorization": f"Bearer {make_key(app, 'pipeline')}"}
+        for i in range(5):
+            body = _post(
+                client,
+                headers,
+                factories.order(
+                    buyer_id="routed",
+                    shop_id="s-r",
+                    device_id="routed-dev",
+                    occurred_at=f"2026-11-21T09:{i:02d}:00Z",
+                ),
+            )
+        assert body["outcome"] in {"review", "block"}
+        with app.extensions["riskctl"].sessions() as s:
+            case = s.scalars(select(Case)).one()
+        assert case.queue == "reviews" and case.kind == "order"
+        assert abs((case.sla_due_at - case.opened_at).total_seconds() - 2 * 3600) < 1
+    finally:
+        app.extensions["riskctl"].close()
