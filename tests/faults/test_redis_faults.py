@@ -98,6 +98,12 @@ def test_redis_stopped_frozen_and_back_under_a_live_server(tmp_path, own_redis):
                     return time.monotonic() - started
             raise AssertionError("full service did not resume by itself")
 
+        # Warm both workers first (lazy model loads, compiled kernels): the deadline is a
+        # promise about faults, not about a worker's first request.
+        warm = random.Random(99)
+        for n in range(24):
+            post_check(server, key, encode(realistic_event(warm, "warm", n)))
+
         threads = [threading.Thread(target=client, args=(i,)) for i in range(2)]
         for t in threads:
             t.start()
@@ -142,7 +148,12 @@ def test_redis_stopped_frozen_and_back_under_a_live_server(tmp_path, own_redis):
         f"server-side max of a degraded check {server_ms:.0f} ms) "
         f"resumed after restart {back_after_restart:.1f} s, after SIGCONT {back_after_thaw:.1f} s"
     )
-    late = [(s.kind, s.sent_in, round(s.seconds, 3)) for s in seen if s.seconds > limit]
+    # the deadline holds from the first fault on (healthy answers before it are not timed)
+    late = [
+        (s.kind, s.sent_in, round(s.seconds, 3))
+        for s in seen
+        if s.seconds > limit and not (s.sent_in == s.answered_in == "healthy")
+    ]
     assert late == []
     for p, answers in during.items():
         assert len(answers) >= 10, f"too few checks while Redis was {p}"
