@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -65,3 +66,14 @@ def routing(settings: Settings) -> Any:
     from riskctl.cases import DEFAULT_QUEUES, DEFAULT_SLA_HOURS, Routing
 
     return Routing({**DEFAULT_QUEUES, **settings.case_routing}, {**DEFAULT_SLA_HOURS, **settings.case_sla_hours})
+
+
+def when(value: str | None) -> datetime | None:
+    """A ``--since``/``--until`` value: YYYY-MM-DD or an ISO time (UTC when it has no offset)."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD or an ISO time)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,16 +16,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from detectors.brushing import BrushingReport
-
-
-def _when(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD or an ISO time)") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @scan.command("brushing")
@@ -82,7 +71,7 @@ def brushing(
         return
 
     cfg = cliutil.settings()
-    start, end = _when(since), _when(until)
+    start, end = cliutil.when(since), cliutil.when(until)
     with cliutil.database(cfg) as (engine, _):
         orders = bs.load_stored_orders(engine, since=start, until=end)
         report = bs.scan_orders(orders)

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import click
 import orjson
 
 from api import cliutil
 from api.commands import scan
-
-
-def _when(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD or an ISO time)") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @scan.command("coupons")
@@ -73,8 +61,8 @@ def coupons(
     with cliutil.database(cfg) as (engine, _):
         report = scan_stored(
             engine,
-            since=_when(since),
-            until=_when(until),
+            since=cliutil.when(since),
+            until=cliutil.when(until),
             min_accounts=min_accounts,
             min_invitees=min_invitees,
             link_types=links,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -10,16 +9,6 @@ import orjson
 
 from api import cliutil
 from api.commands import scan
-
-
-def _when(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD or an ISO time)") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @scan.command("listings")
@@ -59,7 +48,7 @@ def listings(
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     with cliutil.database(cfg) as (engine, _):
-        report = scan_stored(engine, matcher, since=_when(since), until=_when(until), min_score=min_score)
+        report = scan_stored(engine, matcher, since=cliutil.when(since), until=cliutil.when(until), min_score=min_score)
         out = report.summary()
         if not dry_run:
             out["cases"] = record_findings(engine, cliutil.routing(cfg), report.findings).as_dict()

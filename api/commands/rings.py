@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -10,16 +9,6 @@ import orjson
 
 from api import cliutil
 from api.commands import scan
-
-
-def _when(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD or an ISO time)") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @scan.command("rings")
@@ -49,7 +38,7 @@ def rings(
     from riskctl.scans import record_findings
 
     cfg = cliutil.settings()
-    start, end = _when(since), _when(until)
+    start, end = cliutil.when(since), cliutil.when(until)
     if start and end and start >= end:
         raise click.BadParameter("--since must be before --until")
     with cliutil.database(cfg) as (engine, _):
