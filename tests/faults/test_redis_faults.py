@@ -24,9 +24,12 @@ from tests.live import start_server
 pytestmark = pytest.mark.live
 
 DEADLINE_MS = 250
-# The check's own deadline plus what HTTP on loopback (a new connection, gunicorn's accept,
-# the JSON both ways) may add on a busy 2-core machine.
-HTTP_MARGIN_S = 0.75
+# The deadline is the server's promise: each decision records how long its check took, and a
+# degraded check must not take longer than the deadline plus a little bookkeeping. At the
+# client, a busy 2-core machine adds scheduling noise (a new connection, gunicorn's accept),
+# so the client-side bound only catches a hang (a check waiting on the frozen Redis).
+SERVER_MARGIN_MS = 100
+CLIENT_HANG_S = 5.0
 FALLBACK = {"order": "allow", "review": "allow", "coupon_redemption": "review", "listing": "review"}
 FAULT_SECONDS = 3.0
 RESUME_WITHIN_S = 20.0
@@ -133,7 +136,7 @@ def test_redis_stopped_frozen_and_back_under_a_live_server(tmp_path, own_redis):
 
     assert failures == []
     assert {s.status for s in seen} == {200}, {s.status for s in seen}  # no 5xx, no 4xx
-    limit = DEADLINE_MS / 1000 + HTTP_MARGIN_S
+    limit = CLIENT_HANG_S
     slowest = max(s.seconds for s in seen)
     during = {p: [s for s in seen if s.sent_in == s.answered_in == p] for p in ("stopped", "frozen")}
     degraded_slowest = max(s.seconds for p in during.values() for s in p)
@@ -155,6 +158,7 @@ def test_redis_stopped_frozen_and_back_under_a_live_server(tmp_path, own_redis):
         if s.seconds > limit and not (s.sent_in == s.answered_in == "healthy")
     ]
     assert late == []
+    assert server_ms is not None and server_ms <= DEADLINE_MS + SERVER_MARGIN_MS, server_ms
     for p, answers in during.items():
         assert len(answers) >= 10, f"too few checks while Redis was {p}"
         for s in answers:
