@@ -16,6 +16,7 @@ import orjson
 from api.cliutil import database as _database
 from api.cliutil import list_store as _list_store
 from api.cliutil import settings as _settings
+from api.cliutil import when as _when
 from riskctl.config import SETTINGS, Settings
 
 
@@ -139,18 +140,6 @@ def rules_check(path: Path | None) -> None:
     click.echo(f"{path}: ok, version {pack.version}", err=True)
 
 
-def _parse_day(value: str | None) -> Any:
-    from datetime import UTC, datetime
-
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD or an ISO time)") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def _read_labels(path: Path | None) -> dict[str, bool]:
     """CSV with ``event_id,label`` (label 1/0, true/false, abuse/legit)."""
     import csv
@@ -202,7 +191,7 @@ def rules_backtest(
         pack = load_pack(pack_path, _feature_schema(settings))
     except RulePackError as exc:
         raise click.ClickException(str(exc)) from None
-    start, end = _parse_day(since), _parse_day(until)
+    start, end = _when(since), _when(until)
     with _database(settings) as (engine, _):
         labels = {**stored_labels(engine), **_read_labels(labels_path)}
         total = count_decisions(engine, start, end)

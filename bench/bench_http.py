@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from statistics import median
 
@@ -24,7 +23,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.loadgen import closed_loop  # noqa: E402
+from bench.loadgen import closed_loop, scrape, wait_ready  # noqa: E402
 from fixtures.demo import demo_events  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -35,34 +34,6 @@ def make_body(stream: int, seq: int) -> bytes:
     event = dict(EVENTS[(stream * 7919 + seq) % len(EVENTS)])
     event["event_id"] = f"bench-{os.getpid()}-{stream}-{seq}-{time.monotonic_ns()}"
     return orjson.dumps(event)
-
-
-def wait_ready(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
-def scrape(url: str, key: str) -> dict[str, float]:
-    """Sum each riskctl counter over its labels."""
-    req = urllib.request.Request(f"{url}/metrics", headers={"Authorization": f"Bearer {key}"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        text = r.read().decode()
-    totals: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith(
-            ("riskctl_redis_roundtrips_total", "riskctl_db_commits_total", "riskctl_decisions_total")
-        ):
-            name = line.split("{")[0].split(" ")[0]
-            totals[name] = totals.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
-    return totals
 
 
 def main() -> None:

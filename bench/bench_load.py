@@ -29,8 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from pathlib import Path
 from statistics import median
@@ -40,7 +38,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.loadgen import LoadResult, closed_loop, open_loop  # noqa: E402
+from bench.loadgen import LoadResult, closed_loop, open_loop, scrape, wait_ready  # noqa: E402
 
 BIN = Path(sys.executable).parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -103,37 +101,6 @@ def tree_cpu(root: int) -> dict[str, float]:
         seconds = (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
         out["redis" if comm.startswith(b"redis-server") else "server"] += seconds
     return out
-
-
-def wait_ready(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
-def scrape(url: str, key: str) -> dict[str, float]:
-    """Sum each riskctl counter over its labels."""
-    req = urllib.request.Request(f"{url}/metrics", headers={"Authorization": f"Bearer {key}"})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        text = r.read().decode()
-    totals: dict[str, float] = {}
-    for line in text.splitlines():
-        if line.startswith(
-            ("riskctl_redis_roundtrips_total", "riskctl_db_commits_total", "riskctl_decisions_total")
-        ):
-            name = line.split("{")[0].split(" ")[0]
-            value = float(line.rsplit(" ", 1)[1])
-            totals[name] = totals.get(name, 0.0) + value
-            if 'degraded="true"' in line:
-                totals["degraded"] = totals.get("degraded", 0.0) + value
-    return totals
 
 
 def loadavg() -> str:

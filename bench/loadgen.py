@@ -26,6 +26,8 @@ import os
 import socket
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -278,3 +280,35 @@ def open_loop(
     if rate <= 0:
         raise ValueError("rate must be positive")
     return _run(url, headers, make_body, connections, processes, duration, rate)
+
+
+# -- the servers under test ------------------------------------------------------------
+def wait_ready(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def scrape(url: str, key: str) -> dict[str, float]:
+    """Sum each riskctl counter of a server's /metrics over its labels (and the degraded decisions)."""
+    req = urllib.request.Request(f"{url}/metrics", headers={"Authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        text = r.read().decode()
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(
+            ("riskctl_redis_roundtrips_total", "riskctl_db_commits_total", "riskctl_decisions_total")
+        ):
+            name = line.split("{")[0].split(" ")[0]
+            value = float(line.rsplit(" ", 1)[1])
+            totals[name] = totals.get(name, 0.0) + value
+            if 'degraded="true"' in line:
+                totals["degraded"] = totals.get("degraded", 0.0) + value
+    return totals

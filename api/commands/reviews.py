@@ -11,20 +11,8 @@ from typing import Any
 import click
 import orjson
 
-from api.cliutil import database, routing, settings
+from api.cliutil import database, routing, settings, when
 from api.commands import evaluate, scan
-
-
-def _day(value: str | None) -> Any:
-    from datetime import UTC, datetime
-
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD or an ISO time)") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _dump(data: Any) -> None:
@@ -65,8 +53,8 @@ def scan_reviews_cmd(
         result = scan_reviews(
             engine,
             routing(cfg),
-            since=_day(since),
-            until=_day(until),
+            since=when(since),
+            until=when(until),
             min_score=min_score,
             text_model=text_model,
         )

@@ -11,16 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from sqlalchemy import select
 
-from api import create_app
 from riskctl.apikeys import create_key
-from riskctl.config import Settings
 from riskctl.models import Case
 from tests import factories
-from tests.conftest import fresh_database_url, migrated
-from tests.ui.conftest import LiveApp, browser  # noqa: F401 - the browser fixture, reused
+from tests.ui.conftest import LiveApp, browser, module_app  # noqa: F401 - the browser fixture, reused
 from tests.ui.seed import seed
 
 pytestmark = pytest.mark.slow
@@ -64,24 +60,7 @@ def _norm(text: str) -> str:
 def planted(
     tmp_path_factory: pytest.TempPathFactory, redis_server
 ) -> Iterator[tuple[LiveApp, dict[str, Any]]]:
-    from argon2 import PasswordHasher
-
-    import riskctl.users
-
-    tmp = tmp_path_factory.mktemp("xss-corpus")
-    saved = riskctl.users._HASHER
-    riskctl.users._HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    r = redis.Redis.from_url(redis_server.url)
-    r.flushall()
-    r.close()
-    settings = Settings(
-        env="testing",
-        instance_path=str(tmp / "instance"),
-        redis_url=redis_server.url,
-        database_url=fresh_database_url(tmp),
-    )
-    app = create_app(migrated(settings))
-    try:
+    with module_app(tmp_path_factory.mktemp("xss-corpus"), redis_server.url) as app:
         data = seed(app, xss=False)  # the users, and ordinary cases next to the hostile ones
         runtime = app.extensions["riskctl"]
         client = app.test_client()
@@ -164,9 +143,6 @@ def planted(
         }
         with LiveApp(app) as server:
             yield server, info
-    finally:
-        app.extensions["riskctl"].close()
-        riskctl.users._HASHER = saved
 
 
 class Tab:

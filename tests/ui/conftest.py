@@ -3,6 +3,7 @@ server on loopback with Debian's Chromium driven by Playwright."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from collections.abc import Iterator
@@ -97,36 +98,42 @@ class LiveApp:
         self.thread.join(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def live(
-    tmp_path_factory: pytest.TempPathFactory, redis_server: EmbeddedRedis
-) -> Iterator[tuple[LiveApp, Seeded]]:
+@contextlib.contextmanager
+def module_app(tmp: Path, redis_url: str) -> Iterator[Flask]:
+    """A migrated app of its own (fresh database, emptied Redis) for a module's live pages,
+    with argon2 at its smallest cost so that seeding a dozen users does not take minutes."""
     import redis
     from argon2 import PasswordHasher
 
     import riskctl.users
 
-    tmp = tmp_path_factory.mktemp("ui-live")
     saved = riskctl.users._HASHER
     riskctl.users._HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-
-    client = redis.Redis.from_url(redis_server.url)
+    client = redis.Redis.from_url(redis_url)
     client.flushall()
     client.close()
     settings = Settings(
         env="testing",
         instance_path=str(tmp / "instance"),
-        redis_url=redis_server.url,
+        redis_url=redis_url,
         database_url=fresh_database_url(tmp),
     )
     app = create_app(migrated(settings))
     try:
-        data = seed(app)
-        with LiveApp(app) as server:
-            yield server, data
+        yield app
     finally:
         app.extensions["riskctl"].close()
         riskctl.users._HASHER = saved
+
+
+@pytest.fixture(scope="module")
+def live(
+    tmp_path_factory: pytest.TempPathFactory, redis_server: EmbeddedRedis
+) -> Iterator[tuple[LiveApp, Seeded]]:
+    with module_app(tmp_path_factory.mktemp("ui-live"), redis_server.url) as app:
+        data = seed(app)
+        with LiveApp(app) as server:
+            yield server, data
 
 
 @pytest.fixture(scope="module")
