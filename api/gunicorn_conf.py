@@ -49,3 +49,13 @@ def child_exit(server: object, worker: object) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]
+
+
+def post_worker_init(worker: object) -> None:
+    """Move everything the worker loaded (modules, rule packs, detector models) out of the
+    cyclic garbage collector's sight. Without it, an oldest-generation collection walks that
+    whole heap from inside a request: 150-600 ms stalls, the open-loop p99 of the check API."""
+    import gc
+
+    gc.collect()
+    gc.freeze()

@@ -18,7 +18,7 @@ from riskctl.cases import DEFAULT_QUEUES, DEFAULT_SLA_HOURS, Routing
 from riskctl.checks import CheckService
 from riskctl.complaints import ComplaintService, MergedRegistry, load_calendar
 from riskctl.config import Settings
-from riskctl.db import make_engine, make_sessionmaker
+from riskctl.db import WalCheckpointer, make_engine, make_sessionmaker, sqlite_path
 from riskctl.detection import ModelStore, detector_schema, load_specs
 from riskctl.extraction import STATIC_SCHEMA
 from riskctl.features import FeatureSchema
@@ -51,12 +51,15 @@ class Runtime:
     keys: KeyVerifier
     models: ModelStore
     embedded_redis: EmbeddedRedis | None = None
+    checkpointer: WalCheckpointer | None = None
     extras: dict[str, object] = field(default_factory=dict)
 
     def detectors_ready(self) -> bool:
         return self.models.ready()
 
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
         self.redis.close()
         self.engine.dispose()
         if self.embedded_redis is not None:
@@ -67,7 +70,18 @@ def build_runtime(settings: Settings) -> Runtime:
     settings.instance.mkdir(parents=True, exist_ok=True)
     brands = RegistryHolder(settings.brand_registry)  # first: a broken registry opens nothing
     calendar = load_calendar(settings.complaint_calendar)  # likewise a broken complaint calendar
-    engine = make_engine(settings.effective_database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    # the service's commits never checkpoint the SQLite WAL inline: a thread does (riskctl.db)
+    engine = make_engine(
+        settings.effective_database_url,
+        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        checkpoint="background",
+    )
+    db_file = sqlite_path(engine)
+    checkpointer = (
+        WalCheckpointer(db_file, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+        if db_file is not None
+        else None
+    )
     sessions = make_sessionmaker(engine)
 
     embedded = None
@@ -96,7 +110,14 @@ def build_runtime(settings: Settings) -> Runtime:
         # the next start or `riskctl lists sync` brings Redis up to date.
         log.warning("list sync skipped: %s", exc)
     base_schema = FeatureSchema(
-        [*STATIC_SCHEMA, *velocity.schema(), *list_schema(), *TEXT_SCHEMA, *LISTING_SCHEMA, *reputation_schema()]
+        [
+            *STATIC_SCHEMA,
+            *velocity.schema(),
+            *list_schema(),
+            *TEXT_SCHEMA,
+            *LISTING_SCHEMA,
+            *reputation_schema(),
+        ]
     )
     try:
         specs = load_specs(Path(settings.detectors_config), base_schema)
@@ -125,17 +146,33 @@ def build_runtime(settings: Settings) -> Runtime:
         detectors=models.current,
         fallback=settings.degraded_fallback,
         deadline_ms=settings.check_deadline_ms,
-        routing=Routing({**DEFAULT_QUEUES, **settings.case_routing}, {**DEFAULT_SLA_HOURS, **settings.case_sla_hours}),
+        routing=Routing(
+            {**DEFAULT_QUEUES, **settings.case_routing}, {**DEFAULT_SLA_HOURS, **settings.case_sla_hours}
+        ),
         enrichers=[ReviewTextEnricher(text_models), ListingEnricher(merged_brands)],  # type: ignore[arg-type]
         reputation=reputation,
     )
     policy.on_change = _audit_rule_pack(engine)
     keys = KeyVerifier(sessions, cache_seconds=settings.api_key_cache_s)
     runtime = Runtime(
-        settings, engine, sessions, client, pseudo, velocity, lists, policy, checks, keys, models, embedded
+        settings,
+        engine,
+        sessions,
+        client,
+        pseudo,
+        velocity,
+        lists,
+        policy,
+        checks,
+        keys,
+        models,
+        embedded,
+        checkpointer.start() if checkpointer is not None else None,
     )
     runtime.extras["review_text"] = text_models
-    runtime.extras["rate_limiter"] = RateLimiter(client, settings.rate_limit_requests, settings.rate_limit_window_s)
+    runtime.extras["rate_limiter"] = RateLimiter(
+        client, settings.rate_limit_requests, settings.rate_limit_window_s
+    )
     runtime.extras["brand_registry"] = brands
     runtime.extras["reputation"] = reputation
     runtime.extras["registered_brands"] = merged_brands
@@ -152,7 +189,13 @@ def _audit_rule_pack(engine: Engine) -> Callable[[str, str], None]:
     def on_change(old: str, new: str) -> None:
         try:
             with engine.begin() as conn:
-                audit.append(conn, "rules", "rulepack.live", f"rulepack:{new[:40]}", {"previous": old, "pid": os.getpid()})
+                audit.append(
+                    conn,
+                    "rules",
+                    "rulepack.live",
+                    f"rulepack:{new[:40]}",
+                    {"previous": old, "pid": os.getpid()},
+                )
         except SQLAlchemyError as exc:
             log.error("rule pack %s is live but the audit row failed: %s", new, exc)
 

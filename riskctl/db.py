@@ -1,9 +1,21 @@
-"""Engine and sessions. SQLite gets WAL, a busy timeout and foreign keys on every connection."""
+"""Engine and sessions. SQLite gets WAL, a busy timeout and foreign keys on every connection.
+
+A SQLite WAL is folded back into the database file by a checkpoint. By default the connection
+whose commit pushes the WAL past 1,000 pages runs it, inline: that one request then waits for
+the copy and two fsyncs (measured here: 45-190 ms stalls, the whole p99.9 of the check API).
+The service opens its engine with ``checkpoint="background"`` instead: no connection of the
+engine checkpoints as part of a commit, and a :class:`WalCheckpointer` thread does it on its
+own connection. PASSIVE checkpoints take no lock that writers or readers wait for, and
+SQLite releases the GIL while it copies and syncs, so requests keep running meanwhile.
+"""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from sqlalchemy import Engine, create_engine, event
@@ -11,8 +23,22 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from riskctl.instruments import DB_COMMITS
 
+log = logging.getLogger(__name__)
 
-def make_engine(url: str, *, busy_timeout_ms: int = 5000, synchronous: str = "NORMAL") -> Engine:
+# the WAL file is cut back to this size when a checkpoint lets it restart
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+
+def make_engine(
+    url: str,
+    *,
+    busy_timeout_ms: int = 5000,
+    synchronous: str = "NORMAL",
+    checkpoint: Literal["inline", "background"] = "inline",
+) -> Engine:
+    """An engine for ``url``. For SQLite, ``checkpoint="background"`` turns off the WAL
+    checkpoint that a commit would otherwise run inline: pair it with a :class:`WalCheckpointer`.
+    """
     if url.startswith("sqlite"):
         db_path = url.split("///", 1)[-1]
         if db_path and db_path != ":memory:":
@@ -34,6 +60,9 @@ def make_engine(url: str, *, busy_timeout_ms: int = 5000, synchronous: str = "NO
             cur.execute(f"PRAGMA synchronous={synchronous}")
             cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
+            if checkpoint == "background":
+                cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
 
         return _count_commits(engine)
@@ -57,3 +86,86 @@ def _count_commits(engine: Engine) -> Engine:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def sqlite_path(engine: Engine) -> Path | None:
+    """The database file of a SQLite engine; None for other databases and in-memory SQLite."""
+    if engine.dialect.name != "sqlite":
+        return None
+    db = engine.url.database
+    if not db or db == ":memory:" or db.startswith("file:"):
+        return None
+    return Path(db)
+
+
+class WalCheckpointer:
+    """Folds a SQLite WAL back into the database from a daemon thread, off the request path.
+
+    Every ``interval_s`` it looks at the WAL file's size (one ``stat``) and, when frames were
+    added since the last look, runs ``PRAGMA wal_checkpoint(PASSIVE)`` on a connection of its
+    own. PASSIVE copies what no reader still needs and never waits, so a busy database only
+    means the rest is copied on the next pass. The WAL restarts from its start once a pass has
+    copied everything; ``journal_size_limit`` then cuts the file back.
+    """
+
+    def __init__(self, path: Path, *, interval_s: float = 0.5, busy_timeout_ms: int = 5000) -> None:
+        self.path = Path(path)
+        self.wal = self.path.with_name(self.path.name + "-wal")
+        self.interval_s = interval_s
+        self.busy_timeout_ms = busy_timeout_ms
+        self.passes = 0  # checkpoints run (for tests and /metrics)
+        self.pages = 0  # WAL pages copied back into the database, all passes
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._last_seen: tuple[int, int] | None = None
+
+    def start(self) -> WalCheckpointer:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="riskctl-wal-checkpoint", daemon=True)
+            self._thread.start()
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    def checkpoint(self) -> tuple[int, int, int] | None:
+        """One PASSIVE pass now: (busy, WAL frames, frames copied), or None if no WAL yet."""
+        if not self.wal.exists():
+            return None
+        if self._conn is None:
+            # autocommit, and the GIL released while SQLite works
+            self._conn = sqlite3.connect(
+                self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+            )
+        busy, frames, copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        self.passes += 1
+        self.pages += max(copied, 0)
+        return busy, frames, copied
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                st = self.wal.stat()
+            except FileNotFoundError:
+                continue
+            # size and mtime: a restarted WAL is rewritten from its start at the same size
+            seen = (st.st_size, st.st_mtime_ns)
+            if seen == self._last_seen:
+                continue
+            try:
+                self.checkpoint()
+                st = self.wal.stat()
+                self._last_seen = (st.st_size, st.st_mtime_ns)
+            except (sqlite3.Error, OSError) as exc:
+                log.warning("WAL checkpoint failed (retried on the next pass): %s", exc)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

@@ -26,6 +26,9 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(runtime):
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        # the service's commits never checkpoint inline: its own thread does (riskctl.db)
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+    assert runtime.checkpointer is not None and runtime.checkpointer.running
 
 
 def test_openapi_lists_every_route_with_errors_and_security(app, client):

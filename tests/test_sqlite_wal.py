@@ -1,0 +1,175 @@
+"""SQLite on the check path: the WAL is checkpointed off the request path, and the write lock
+is taken by polling, not by SQLite's backing-off busy handler."""
+
+from __future__ import annotations
+
+import gc
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, func, select, text
+
+from riskctl.db import WalCheckpointer, make_engine, sqlite_path
+from riskctl.migrate import upgrade
+from riskctl.models import Decision
+from riskctl.persist import DriverWriter
+from tests.test_persist import ROUTING, T0, write
+
+ROW = "x" * 3000  # about one page per row
+
+
+def fill(engine: Engine, start: int, rows: int) -> None:
+    for i in range(start, start + rows):  # one transaction (and one commit) per row
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO t (id, body) VALUES (:i, :b)"), {"i": i, "b": ROW})
+
+
+def wait_until(cond, what: str, timeout_s: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting until {what}")
+        time.sleep(0.02)
+
+
+@pytest.fixture()
+def background_engine(tmp_path: Path):  # type: ignore[no-untyped-def]
+    engine = make_engine(f"sqlite:///{tmp_path / 'wal.db'}", checkpoint="background")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)"))
+    yield engine
+    engine.dispose()
+
+
+def test_a_background_engine_never_checkpoints_in_a_commit(background_engine: Engine, tmp_path: Path) -> None:
+    db = tmp_path / "wal.db"
+    before = db.stat().st_size
+    fill(background_engine, 0, 1500)  # past the 1,000 pages at which a commit would checkpoint
+    assert Path(f"{db}-wal").stat().st_size > 1500 * 4096
+    assert db.stat().st_size == before  # nothing was copied back by a commit
+    with background_engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 1500
+
+
+def test_the_checkpointer_folds_the_wal_back_and_follows_a_restarted_wal(
+    background_engine: Engine, tmp_path: Path
+) -> None:
+    db = tmp_path / "wal.db"
+    assert sqlite_path(background_engine) == db
+    checkpointer = WalCheckpointer(db, interval_s=0.05).start()
+    try:
+        fill(background_engine, 0, 400)
+        wait_until(lambda: db.stat().st_size > 400 * 3000, "the first rows are in the database file")
+        size = db.stat().st_size
+        # fewer rows than before: once the copy is complete the WAL restarts from its start
+        # and is rewritten at the same file size, which the checkpointer must still notice
+        wait_until(lambda: checkpointer.pages >= 400, "the whole WAL was copied")
+        fill(background_engine, 400, 200)
+        wait_until(lambda: db.stat().st_size > size + 150 * 3000, "the later rows are in the database file")
+        assert checkpointer.passes >= 2
+    finally:
+        checkpointer.stop()
+    assert not checkpointer.running
+    raw = sqlite3.connect(db)
+    try:
+        assert raw.execute("SELECT count(*) FROM t").fetchone()[0] == 600
+        assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        raw.close()
+
+
+def test_non_sqlite_and_memory_databases_get_no_checkpointer() -> None:
+    for url in ("sqlite://", "postgresql+psycopg://riskctl@127.0.0.1:1/riskctl"):
+        engine = create_engine(url)  # nothing connects until a statement runs
+        try:
+            assert sqlite_path(engine) is None, url
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture()
+def migrated(tmp_path: Path):  # type: ignore[no-untyped-def]
+    engine = make_engine(f"sqlite:///{tmp_path / 'lock.db'}", checkpoint="background")
+    upgrade(engine)
+    yield engine, tmp_path / "lock.db"
+    engine.dispose()
+
+
+def hold_write_lock(db: Path, released: threading.Event, taken: threading.Event) -> threading.Thread:
+    def run() -> None:
+        conn = sqlite3.connect(db, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        taken.set()
+        released.wait(30)
+        conn.execute("COMMIT")
+        conn.close()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def decisions(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(Decision)).scalar_one()
+
+
+def test_the_writer_waits_for_a_held_write_lock_then_stores(migrated) -> None:  # type: ignore[no-untyped-def]
+    engine, db = migrated
+    writer = DriverWriter(engine, ROUTING)
+    released, taken = threading.Event(), threading.Event()
+    holder = hold_write_lock(db, released, taken)
+    assert taken.wait(10)
+    done = threading.Event()
+
+    def store() -> None:
+        writer.write(write(1), now=T0)
+        done.set()
+
+    t = threading.Thread(target=store, daemon=True)
+    t.start()
+    # still waiting while the other connection holds the lock (it cannot have written)
+    assert not done.wait(0.3)
+    assert decisions(engine) == 0
+    released.set()
+    assert done.wait(20)
+    holder.join(10)
+    assert decisions(engine) == 1
+
+
+def test_the_writer_gives_up_at_the_busy_timeout_and_stores_nothing(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'lock.db'}", busy_timeout_ms=200)
+    db = tmp_path / "lock.db"
+    upgrade(engine)
+    writer = DriverWriter(engine, ROUTING)
+    released, taken = threading.Event(), threading.Event()
+    holder = hold_write_lock(db, released, taken)
+    assert taken.wait(10)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            writer.write(write(1), now=T0)
+    finally:
+        released.set()
+        holder.join(10)
+    assert decisions(engine) == 0
+    # the connection went back to the pool with the engine's own busy timeout
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 200
+    writer.write(write(1), now=T0)
+    assert decisions(engine) == 1
+    engine.dispose()
+
+
+def test_gunicorn_workers_freeze_what_they_loaded() -> None:
+    from api import gunicorn_conf
+
+    gc.unfreeze()
+    try:
+        gunicorn_conf.post_worker_init(object())
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
