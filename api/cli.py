@@ -56,7 +56,9 @@ def keys() -> None:
     "scopes",
     multiple=True,
     required=True,
-    type=click.Choice(["pipeline", "analyst", "admin", "metrics", "moderator", "senior_moderator", "compliance"]),
+    type=click.Choice(
+        ["pipeline", "analyst", "admin", "metrics", "moderator", "senior_moderator", "compliance"]
+    ),
 )
 @click.option("--name", default="", help="who or what the key is for")
 def keys_create(scopes: tuple[str, ...], name: str) -> None:
@@ -509,9 +511,15 @@ def serve(dev: bool, host: str | None, port: int | None, workers: int | None) ->
 
             create_app().run(host=host, port=port, debug=False, use_reloader=False)
             return
-        metrics_dir = settings.instance / "prometheus"
+        metrics_dir = settings.effective_metrics_dir
         shutil.rmtree(metrics_dir, ignore_errors=True)
-        metrics_dir.mkdir(parents=True)
+        try:
+            metrics_dir.mkdir(parents=True, mode=0o700)
+        except FileExistsError:
+            # not removable by us (another user's, or a link): never write metrics into it
+            raise click.ClickException(
+                f"{metrics_dir} exists and could not be cleared; set RISKCTL_METRICS_DIR"
+            ) from None
         env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         conf = Path(__file__).with_name("gunicorn_conf.py")
         cmd = [sys.executable, "-m", "gunicorn", "-c", str(conf), "api.wsgi:app"]
@@ -522,6 +530,8 @@ def serve(dev: bool, host: str | None, port: int | None, workers: int | None) ->
         if code not in (0, -signal.SIGTERM, -signal.SIGINT):
             raise SystemExit(code)
     finally:
+        if not dev:
+            shutil.rmtree(settings.effective_metrics_dir, ignore_errors=True)
         if embedded is not None:
             embedded.stop()
 

@@ -103,6 +103,17 @@ def tree_cpu(root: int) -> dict[str, float]:
     return out
 
 
+def filesystem(path: Path) -> str:
+    """The type of the filesystem holding ``path`` (the longest matching mount point)."""
+    best, fstype = "", "unknown"
+    with open("/proc/self/mounts") as f:
+        for line in f:
+            _dev, mnt, kind, *_ = line.split()
+            if str(path).startswith(mnt) and len(mnt) > len(best):
+                best, fstype = mnt, kind
+    return f"{fstype} ({best})"
+
+
 def loadavg() -> str:
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
@@ -174,11 +185,18 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=int(os.environ.get("RISKCTL_WORKERS", "2")))
     ap.add_argument("--threads", type=int, default=int(os.environ.get("RISKCTL_THREADS", "1")))
     ap.add_argument("--events", type=int, default=6000, help="distinct simulated events to cycle through")
+    ap.add_argument(
+        "--instance-dir",
+        default=None,
+        help="where the check server's instance (SQLite, Redis snapshot) lives; default a temporary "
+        "directory under $TMPDIR. Pointing it at tmpfs (/dev/shm) separates the disk's stalls from the code's",
+    )
     args = ap.parse_args()
     conn_counts = [int(c) for c in args.connections.split(",")]
 
     print(f"load average at start: {loadavg()}  ({os.cpu_count()} cores)")
-    tmp = Path(tempfile.mkdtemp(prefix="riskctl-bench-load-"))
+    tmp = Path(tempfile.mkdtemp(prefix="riskctl-bench-load-", dir=args.instance_dir))
+    print(f"instance: {tmp} on {filesystem(tmp)}")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISKCTL_")}
     env.update(
         RISKCTL_INSTANCE_PATH=str(tmp / "instance"),

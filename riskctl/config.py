@@ -7,6 +7,7 @@ description; the README's configuration table is generated from the same list
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -127,7 +128,12 @@ class Settings:
     coupon_link_types: tuple[str, ...] = ("device", "payment", "address")
     degraded_fallback: dict[str, str] = field(default_factory=lambda: {k: "allow" for k in KINDS})
     case_routing: dict[str, str] = field(
-        default_factory=lambda: {"order": "orders", "review": "reviews", "coupon_redemption": "coupons", "listing": "ip"}
+        default_factory=lambda: {
+            "order": "orders",
+            "review": "reviews",
+            "coupon_redemption": "coupons",
+            "listing": "ip",
+        }
     )
     case_sla_hours: dict[str, float] = field(
         default_factory=lambda: {"orders": 24.0, "reviews": 48.0, "coupons": 12.0, "ip": 72.0}
@@ -151,6 +157,7 @@ class Settings:
     case_claim_minutes: int = 30
     reputation_half_life_days: float = 90.0
     complaint_calendar: str = ""
+    metrics_dir: str = ""
 
     @property
     def production(self) -> bool:
@@ -163,6 +170,21 @@ class Settings:
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.instance / 'riskctl.db'}"
+
+    @property
+    def effective_metrics_dir(self) -> Path:
+        """Where gunicorn workers share their Prometheus values (memory-mapped files, written
+        on every request). On tmpfs by default: on a disk, the kernel's writeback of those
+        pages stalled requests (the check API's p99.9); the values are wiped at each start anyway."""
+        if self.metrics_dir:
+            return Path(self.metrics_dir).resolve()
+        # shared by every user: `riskctl serve` removes what is there and creates the
+        # directory itself (mode 0700), and refuses to start if it cannot
+        shm = Path("/dev/shm")  # noqa: S108
+        if shm.is_dir() and os.access(shm, os.W_OK):
+            tag = hashlib.sha256(str(self.instance).encode()).hexdigest()[:12]
+            return shm / f"riskctl-metrics-{os.getuid()}-{tag}"
+        return self.instance / "prometheus"
 
     @property
     def effective_pseudonym_key(self) -> bytes:
@@ -181,7 +203,9 @@ class Settings:
         if not 1024 <= self.max_body_bytes <= 16 * 1024 * 1024:
             raise ConfigError("RISKCTL_MAX_BODY_BYTES must be between 1 KiB and 16 MiB")
         if self.production and self.webhook_url and len(self.webhook_secret) < 32:
-            raise ConfigError("RISKCTL_WEBHOOK_SECRET must be set (32+ characters) when RISKCTL_WEBHOOK_URL is")
+            raise ConfigError(
+                "RISKCTL_WEBHOOK_SECRET must be set (32+ characters) when RISKCTL_WEBHOOK_URL is"
+            )
         if self.outbox_max_attempts < 1 or self.case_claim_minutes < 1:
             raise ConfigError("RISKCTL_OUTBOX_MAX_ATTEMPTS and RISKCTL_CASE_CLAIM_MINUTES must be at least 1")
         if self.rate_limit_requests < 0 or not 1 <= self.rate_limit_window_s <= 86_400:
@@ -304,12 +328,24 @@ SETTINGS: tuple[Setting, ...] = (
         "HMAC-SHA256 key signing each webhook (`X-Riskctl-Signature`); required in production with a URL",
     ),
     Setting("webhook_timeout_s", float, "timeout of one webhook delivery"),
-    Setting("outbox_max_attempts", int, "deliveries tried (with exponential backoff) before an action is dead"),
+    Setting(
+        "outbox_max_attempts", int, "deliveries tried (with exponential backoff) before an action is dead"
+    ),
     Setting("case_claim_minutes", int, "how long a moderator's claim on a case lasts before it lapses"),
-    Setting("reputation_half_life_days", float, "half-life of reputation evidence: an outcome this old counts half"),
+    Setting(
+        "reputation_half_life_days",
+        float,
+        "half-life of reputation evidence: an outcome this old counts half",
+    ),
     Setting(
         "complaint_calendar",
         str,
         "YAML of marketplaces' complaint deadlines (business days) and holidays; empty = built-in defaults",
+    ),
+    Setting(
+        "metrics_dir",
+        str,
+        "directory the gunicorn workers share Prometheus values in, wiped at each start; "
+        "default a tmpfs directory under `/dev/shm` named after the instance, else `<instance>/prometheus`",
     ),
 )

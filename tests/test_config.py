@@ -68,3 +68,16 @@ def test_every_setting_is_in_the_readme_table():
     documented = set(re.findall(r"`(RISKCTL_[A-Z_]+)`", readme))
     declared = {s.env for s in SETTINGS}
     assert declared <= documented, f"missing from README: {sorted(declared - documented)}"
+
+
+def test_the_metrics_dir_is_on_tmpfs_unless_set(tmp_path):
+    default = Settings(instance_path=str(tmp_path / "a"))
+    other = Settings(instance_path=str(tmp_path / "b"))
+    if Path("/dev/shm").is_dir():
+        assert default.effective_metrics_dir.parent == Path("/dev/shm")
+        # one directory per instance: two services on one machine never share their values
+        assert default.effective_metrics_dir != other.effective_metrics_dir
+    else:
+        assert default.effective_metrics_dir == tmp_path / "a" / "prometheus"
+    chosen = Settings(instance_path=str(tmp_path / "a"), metrics_dir=str(tmp_path / "m"))
+    assert chosen.effective_metrics_dir == tmp_path / "m"
