@@ -26,13 +26,18 @@ class Pseudonymizer:
         self._hmac_key = key
         self._cache: dict[tuple[str, str], str] = {}
 
-    def token(self, namespace: str, value: str) -> str:
-        """A 128-bit, URL-safe token for ``value`` in ``namespace`` (``ip``, ``device``...)."""
+    def token(self, namespace: str, value: str, *, cache: bool = True) -> str:
+        """A 128-bit, URL-safe token for ``value`` in ``namespace`` (``ip``, ``device``...).
+
+        ``cache=False`` for values seen once (event ids): they would only push the repeating
+        ones out of the cache."""
         cached = self._cache.get((namespace, value))
         if cached is not None:
             return cached
         digest = hashlib.blake2b(f"{namespace}\x00{value}".encode(), key=self._key, digest_size=16).digest()
         token = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        if not cache:
+            return token
         if len(self._cache) >= self.CACHE_SIZE:
             self._cache.clear()
         self._cache[(namespace, value)] = token

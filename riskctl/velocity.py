@@ -367,8 +367,9 @@ def values(event: BaseEvent) -> dict[str, float]:
 
 # KEYS[1] dedupe key, KEYS[2..1+nmetrics] one per metric, then the link-graph hash (coupon
 # redemptions only), then one per hash read (reputation), then one per lookup.
-# ARGV: now_ms, dedupe_ttl_ms, event token, nwin, windows_ms..., nmetrics, then per metric:
-# op ('c'|'d'|'s') and arg (apply flag | member | value), then the link-graph flag (0|1) and,
+# ARGV: now_ms, dedupe_ttl_ms, event token, nwin, windows_ms..., the metrics' ops (one
+# character per metric: 'c' count, 'd' distinct, 's' sum), then per metric its arg (apply
+# flag | member | value), then the link-graph flag (0|1) and,
 # when 1: campaign-key prefix, account node, campaign, referrer node or '', device, day_ms,
 # ttl_ms, nlinks, link nodes..., max depth; then nreads and one field per hash read; then one
 # member per lookup; last, the API key's rate-limit counter (key) with its limit and window_ms
@@ -387,16 +388,17 @@ local nwin = tonumber(ARGV[4])
 local wins = {}
 for i = 1, nwin do wins[i] = tonumber(ARGV[4 + i]) end
 local maxw = wins[nwin]
-local nmetrics = tonumber(ARGV[5 + nwin])
+local ops = ARGV[5 + nwin]
+local nmetrics = #ops
 local fresh = redis.call('SET', KEYS[1], '1', 'NX', 'PX', ttl)
 local out = {fresh and 1 or 0}
 local trim = string.byte(token, 1) % 16 == 0
 local a = 6 + nwin
 for k = 2, 1 + nmetrics do
   local key = KEYS[k]
-  local op = ARGV[a]
-  local arg = ARGV[a + 1]
-  a = a + 2
+  local op = string.sub(ops, k - 1, k - 1)
+  local arg = ARGV[a]
+  a = a + 1
   if op == 'c' or op == 'd' then
     if fresh and arg ~= '' and arg ~= '0' then
       if op == 'c' then
@@ -622,6 +624,52 @@ class VelocityResult:
     limited_ms: int | None = None  # set when the API key's rate limit refused the check: ms left
 
 
+class _KindPlan:
+    """What ``observe`` needs for one event kind, worked out once per ``Velocity``.
+
+    Per metric, in order: ``keys`` (key prefix ``rk:v:<kind>:<entity>:<name>:`` as bytes,
+    entity) and ``steps`` (op, entity, member entity or value name, filter, the arg when it
+    does not apply); ``head`` ends with the ops, one character per metric. ``names`` are the
+    reply's feature names in order (metric by metric, window by window); ``sums`` are the
+    (name, reply index) of the sums, the only values that need converting.
+    """
+
+    __slots__ = ("head", "keys", "links", "names", "nvalues", "steps", "sums", "tokenised")
+
+    def __init__(
+        self,
+        metrics: tuple[Metric, ...],
+        windows: Sequence[str],
+        window_args: Sequence[str],
+        links: bool,
+        link_types: Sequence[str],
+    ) -> None:
+        self.links = links
+        ops = [{"count": "c", "distinct": "d"}.get(m.agg, "s") for m in metrics]
+        self.head = (*window_args, "".join(ops))
+        self.keys = tuple((f"rk:v:{m.kind}:{m.entity}:{m.name}:".encode(), m.entity) for m in metrics)
+        self.steps = tuple(
+            (op, m.entity, m.of or "", m.when, "0" if op == "c" else "")
+            for m, op in zip(metrics, ops, strict=True)
+        )
+        self.names = tuple(m.feature(w) for m in metrics for w in windows)
+        self.nvalues = len(self.names)
+        # counts arrive as integer replies (Python ints); sums as strings, converted by name
+        # (the last metric of a name gives its value, as when they were assigned in turn)
+        last: dict[str, tuple[int, bool]] = {}
+        j = 1
+        for m in metrics:
+            for w in windows:
+                last[m.feature(w)] = (j, m.agg == "sum")
+                j += 1
+        self.sums = tuple((name, j) for name, (j, is_sum) in last.items() if is_sum)
+        # the entities whose tokens the plan uses: metric keys and members, graph links
+        used = {m.entity for m in metrics} | {m.of for m in metrics if m.agg == "distinct" and m.of}
+        if links:
+            used |= {"device", *link_types}
+        self.tokenised = frozenset(used)
+
+
 class Velocity:
     """Reads and updates every velocity metric of an event in one Redis round trip."""
 
@@ -661,6 +709,24 @@ class Velocity:
         self._graph_key = f"{self.GRAPH}g".encode()
         # an idle graph goes after the longest window plus a day
         self._graph_ttl = self.window_ms[-1] + DAY_MS
+        self._dedupe_ttl = self.window_ms[-1] + 3_600_000
+        self._seen_prefix = self.PREFIX + b"seen:"
+        self._link_prefixes = tuple((kind, self._LINK_PREFIX[kind]) for kind in self.link_types)
+        self._plans: dict[str, _KindPlan] = {}
+        for kind in self.metrics_by_kind:
+            self._plan_for(kind)
+
+    def _plan_for(self, kind: str) -> _KindPlan:
+        plan = self._plans.get(kind)
+        if plan is None:
+            plan = self._plans[kind] = _KindPlan(
+                self.metrics_by_kind.get(kind, ()),
+                self.window_names,
+                self._window_args,
+                self._links_for(kind),
+                self.link_types,
+            )
+        return plan
 
     def load_script(self) -> None:
         """Load the script up front so that even the first check is a single EVALSHA."""
@@ -673,10 +739,9 @@ class Velocity:
         return self.link_graph and kind == "coupon_redemption"
 
     def unavailable(self, kind: str) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            m.feature(w): None for m in self.metrics_by_kind.get(kind, ()) for w in self.window_names
-        }
-        if self._links_for(kind):
+        plan = self._plan_for(kind)
+        out: dict[str, Any] = dict.fromkeys(plan.names)
+        if plan.links:
             out.update(dict.fromkeys(LINK_FEATURES))
         return out
 
@@ -693,8 +758,8 @@ class Velocity:
         memberships, whose members are scored by their expiry time.
         """
         kind: str = event.kind  # type: ignore[attr-defined]
-        metrics = self.metrics_by_kind.get(kind, ())
-        keys, args = self._plan(event, metrics)
+        plan = self._plans.get(kind) or self._plan_for(kind)
+        keys, args = self._plan(event, plan)
         # ``reads`` are (hash key, field) pairs read in the same round trip (reputation mirrors)
         args.append(len(reads))
         for key, fld in reads:
@@ -704,64 +769,64 @@ class Velocity:
             keys.append(key)
             args.append(member)
         # the rate limit rides in the same round trip (0 = none): see riskctl.ratelimit
-        keys.append(limit.redis_key if limit is not None else b"rk:rl:-")
-        args += [limit.requests, limit.window_ms] if limit is not None else [0, 0]
+        if limit is not None:
+            keys.append(limit.redis_key)
+            args += (limit.requests, limit.window_ms)
+        else:
+            keys.append(b"rk:rl:-")
+            args += (0, 0)
         try:
             raw = self._script(keys=keys, args=args)
         except (redis.RedisError, OSError) as exc:
             return VelocityResult(self.unavailable(kind), False, False, type(exc).__name__)
         if raw[0] == -1:
             return VelocityResult({}, True, False, limited_ms=int(raw[1]))
-        features: dict[str, Any] = {}
-        i = 1
-        for metric in metrics:
-            for window in self.window_names:
-                value = raw[i]
-                i += 1
-                if metric.agg == "sum":
-                    features[metric.feature(window)] = round(float(value), 6)
-                else:
-                    features[metric.feature(window)] = int(value)
-        if self._links_for(kind):
+        # counts are integer replies (ints already), sums strings rounded to 6 places
+        features: dict[str, Any] = dict(zip(plan.names, raw[1 : 1 + plan.nvalues], strict=True))
+        for name, j in plan.sums:
+            features[name] = round(float(raw[j]), 6)
+        i = 1 + plan.nvalues
+        if plan.links:
             features.update(zip(LINK_FEATURES, map(int, raw[i : i + len(LINK_FEATURES)]), strict=True))
             i += len(LINK_FEATURES)
-        hashes = tuple(x or None for x in raw[i : i + len(reads)])
+        hashes = tuple([x or None for x in raw[i : i + len(reads)]])
         i += len(reads)
-        return VelocityResult(
-            features, True, bool(raw[0]), found=tuple(bool(x) for x in raw[i:]), hashes=hashes
-        )
+        return VelocityResult(features, True, bool(raw[0]), found=tuple(map(bool, raw[i:])), hashes=hashes)
 
-    def _plan(self, event: BaseEvent, metrics: Sequence[Metric]) -> tuple[list[bytes], list[Any]]:
+    def _plan(self, event: BaseEvent, plan: _KindPlan) -> tuple[list[bytes], list[Any]]:
         token = self.pseudo.token
-        ents = entities(event)
-        vals = values(event)
-        ent_tokens: dict[str, str | None] = {
-            name: (token(name, raw) if raw is not None else None) for name, raw in ents.items()
+        tokenised = plan.tokenised
+        # each entity's token once, as text (link-graph nodes, members) and as bytes (keys)
+        ent_tokens: dict[str, str] = {
+            name: token(name, raw)
+            for name, raw in entities(event).items()
+            if raw is not None and name in tokenised
         }
-        event_token = token("event", event.event_id)
-        keys: list[bytes] = [self.PREFIX + b"seen:" + event_token.encode()]
+        ent_bytes = {name: tok.encode() for name, tok in ent_tokens.items()}
+        event_token = token("event", event.event_id, cache=False)  # each seen once
+        keys: list[bytes] = [self._seen_prefix + event_token.encode()]
         args: list[Any] = [
             int(event.occurred_at.timestamp() * 1000),
-            self.window_ms[-1] + 3_600_000,
+            self._dedupe_ttl,
             event_token,
-            *self._window_args,
-            len(metrics),
+            *plan.head,
         ]
-        for metric in metrics:
-            ent = ent_tokens.get(metric.entity)
-            # An absent entity (no referrer, no card) still gets a key so the reply has a
-            # fixed shape; its counters stay empty and read as zero.
-            ident = ent if ent is not None else "-"
-            keys.append(f"rk:v:{metric.kind}:{metric.entity}:{metric.name}:{ident}".encode())
-            applies = ent is not None and (metric.when is None or metric.when(event))
-            if metric.agg == "count":
-                args += ["c", "1" if applies else "0"]
-            elif metric.agg == "distinct":
-                member = ent_tokens.get(metric.of or "") if applies else None
-                args += ["d", member or ""]
+        # An absent entity (no referrer, no card) still gets a key so the reply has a fixed
+        # shape; its counters stay empty and read as zero.
+        ident = ent_bytes.get
+        keys += [prefix + ident(entity, b"-") for prefix, entity in plan.keys]
+        vals = values(event)
+        for op, entity, of, when, absent in plan.steps:
+            if entity in ent_tokens and (when is None or when(event)):
+                if op == "c":
+                    args.append("1")
+                elif op == "d":
+                    args.append(ent_tokens.get(of) or "")
+                else:
+                    args.append(repr(vals.get(of, 0.0)))
             else:
-                args += ["s", repr(vals.get(metric.of or "", 0.0)) if applies else ""]
-        if isinstance(event, CouponRedemptionEvent) and self.link_graph:
+                args.append(absent)
+        if plan.links and isinstance(event, CouponRedemptionEvent):
             self._plan_links(event, ent_tokens, keys, args)
         else:
             args.append(0)
@@ -770,7 +835,7 @@ class Velocity:
     def _plan_links(
         self,
         event: CouponRedemptionEvent,
-        ent_tokens: dict[str, str | None],
+        ent_tokens: dict[str, str],
         keys: list[bytes],
         args: list[Any],
     ) -> None:
@@ -780,9 +845,7 @@ class Velocity:
         referrer = "a:" + token("account", event.referrer_id) if event.referrer_id is not None else ""
         keys.append(self._graph_key)
         links = [
-            self._LINK_PREFIX[kind] + tok
-            for kind in self.link_types
-            if (tok := ent_tokens.get(kind)) is not None
+            prefix + tok for kind, prefix in self._link_prefixes if (tok := ent_tokens.get(kind)) is not None
         ]
         args += [
             1,
@@ -790,7 +853,7 @@ class Velocity:
             acct,
             token("campaign", event.campaign_id),
             referrer,
-            ent_tokens["device"] or "",
+            ent_tokens.get("device") or "",
             DAY_MS,
             self._graph_ttl,
             len(links),

@@ -129,3 +129,56 @@ def test_keys_expire(velocity, redis_client):
     observe(velocity, factories.order(occurred_at=at(0)))
     ttls = [redis_client.pttl(k) for k in redis_client.keys("rk:v:order:*")]
     assert ttls and all(0 < t <= (30 * 86400 + 60) * 1000 for t in ttls)
+
+
+@pytest.mark.parametrize("make", [factories.order, factories.review, factories.coupon, factories.listing])
+def test_features_follow_the_schema_in_name_order_and_type(velocity, make):
+    from riskctl.features import FeatureType
+
+    event = parse_event(orjson.dumps(make(occurred_at=at(0))))
+    kind = event.kind
+    specs = [s for s in velocity.schema() if kind in s.kinds]
+    f = velocity.observe(event).features
+    assert list(f) == [s.name for s in specs]
+    for spec in specs:
+        expected = float if spec.type == FeatureType.FLOAT else int
+        assert type(f[spec.name]) is expected, spec.name
+    assert list(velocity.unavailable(kind)) == list(f)
+    assert all(v is None for v in velocity.unavailable(kind).values())
+
+
+def test_filters_and_absent_entities_apply_per_metric(velocity):
+    for minute, rating in enumerate((1, 5, 1, 3)):
+        f = observe(
+            velocity, factories.review(shop_id="rs", product_id="rp", rating=rating, occurred_at=at(minute))
+        )
+    assert f["velocity.shop.reviews_1h"] == 4
+    assert f["velocity.shop.one_star_1h"] == 2
+    assert f["velocity.product.five_star_1h"] == 1
+    # a redemption without card or referrer: their metrics read zero, the others count
+    for minute in range(3):
+        f = observe(
+            velocity,
+            factories.coupon(
+                account_id="acct-abs",
+                device_id="dev-abs",
+                referrer_id=None,
+                payment_fingerprint=None,
+                discount_amount=1.1,
+                occurred_at=at(10 + minute),
+            ),
+        )
+    assert f["velocity.payment.accounts_1h"] == 0
+    assert f["velocity.referrer.invitees_1h"] == 0
+    assert f["velocity.device.redemptions_1h"] == 3
+    assert f["velocity.account.discount_1h"] == round(1.1 * 3, 6)
+
+
+def test_a_rate_limited_check_reads_nothing(velocity):
+    from riskctl.ratelimit import Limit
+
+    limit = Limit(key_id=987, requests=1, window_s=60)
+    event = parse_event(orjson.dumps(factories.order(occurred_at=at(0))))
+    assert velocity.observe(event, limit=limit).limited_ms is None
+    refused = velocity.observe(parse_event(orjson.dumps(factories.order(occurred_at=at(1)))), limit=limit)
+    assert refused.available and refused.features == {} and 0 < refused.limited_ms <= 60_000
