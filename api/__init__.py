@@ -11,6 +11,7 @@ from riskctl.config import Settings
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     from api import cases, checks, complaints, exports, health, lists, openapi, problems, reputation
+    from api.auth import CookieSessionInterface
     from api.observability import configure_logging
     from api.observability import init_app as init_observability
     from api.runtime import build_runtime
@@ -19,6 +20,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     configure_logging(settings.log_level)
 
     app = Flask(__name__, instance_path=str(settings.instance))
+    app.session_interface = CookieSessionInterface()  # Flask's signed cookie, without its per-request cost
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,

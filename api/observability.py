@@ -11,9 +11,8 @@ import logging
 import os
 import re
 import sys
-import time
-import uuid
 from datetime import UTC, datetime
+from time import perf_counter
 from typing import Any
 
 import orjson
@@ -84,38 +83,95 @@ def configure_logging(level: str) -> None:
 access_log = logging.getLogger("riskctl.access")
 
 
+# Label children of the hot metrics, bound once per label tuple: ``labels()`` validates and
+# locks on every call, a dict lookup does not. The children are the metrics' own (the same
+# samples, fork-safe in multiprocess mode); past the cap, a rare label tuple (an odd client
+# method) just takes the ``labels()`` path.
+_CHILD_CAP = 2048
+_http_children: dict[tuple[str, str, int], Any] = {}
+_decision_children: dict[tuple[str, str, bool], Any] = {}
+_latency_children: dict[str, Any] = {}
+
+
+def _http_child(method: str, endpoint: str, status: int) -> Any:
+    key = (method, endpoint, status)
+    child = _http_children.get(key)
+    if child is None:
+        child = HTTP_REQUESTS.labels(method, endpoint, str(status))
+        if len(_http_children) < _CHILD_CAP:
+            _http_children[key] = child
+    return child
+
+
+def _decision_child(kind: str, outcome: str, degraded: bool) -> Any:
+    key = (kind, outcome, degraded)
+    child = _decision_children.get(key)
+    if child is None:
+        child = DECISIONS.labels(kind, outcome, str(degraded).lower())
+        if len(_decision_children) < _CHILD_CAP:
+            _decision_children[key] = child
+    return child
+
+
+def _latency_child(kind: str) -> Any:
+    child = _latency_children.get(kind)
+    if child is None:
+        child = CHECK_LATENCY.labels(kind)
+        if len(_latency_children) < _CHILD_CAP:
+            _latency_children[kind] = child
+    return child
+
+
+def _new_request_id() -> str:
+    """``uuid.uuid4().hex`` (the same 32 hex digits, version and variant bits) without the UUID object."""
+    n = int.from_bytes(os.urandom(16), "big")
+    n = (n & ~(0xC000 << 48)) | (0x8000 << 48)  # RFC 4122 variant
+    n = (n & ~(0xF000 << 64)) | (4 << 76)  # version 4
+    return f"{n:032x}"
+
+
 def init_app(app: Flask) -> None:
+    # Each hook resolves the ``request``/``g`` proxies once, not once per attribute.
     @app.before_request
     def _start() -> None:
-        g.started = time.perf_counter()
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        ctx_g = g._get_current_object()  # type: ignore[attr-defined]
+        ctx_g.started = perf_counter()
+        incoming = request.environ.get("HTTP_X_REQUEST_ID", "")
+        ctx_g.request_id = incoming if _REQUEST_ID.match(incoming) else _new_request_id()
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        response.headers["X-Request-ID"] = g.get("request_id", "")
-        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        HTTP_REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
-        result = g.get("check_result")
+        now = perf_counter()
+        ctx_g = g._get_current_object()  # type: ignore[attr-defined]
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        values = ctx_g.__dict__
+        elapsed = now - values.get("started", now)
+        request_id = values.get("request_id")
+        response.headers["X-Request-ID"] = request_id if request_id is not None else ""
+        rule = req.url_rule
+        status = response.status_code
+        method = req.method
+        _http_child(method, rule.rule if rule else "unmatched", status).inc()
+        result = values.get("check_result")
         if result is not None and not result.replayed:
-            DECISIONS.labels(result.kind, result.outcome, str(result.degraded).lower()).inc()
-            CHECK_LATENCY.labels(result.kind).observe(elapsed)
-        principal = g.get("principal")
-        # No client IP or body here: logs must hold no raw identifiers.
-        access_log.info(
-            "request",
-            extra={
-                "request_id": g.get("request_id"),
-                "method": request.method,
-                "path": request.path,
-                "status": response.status_code,
-                "duration_ms": round(elapsed * 1000, 3),
-                "key_id": principal.key_id if principal else None,
-                "decision_id": result.decision_id if result else None,
-                "outcome": result.outcome if result else None,
-            },
-        )
+            _decision_child(result.kind, result.outcome, result.degraded).inc()
+            _latency_child(result.kind).observe(elapsed)
+        if access_log.isEnabledFor(logging.INFO):
+            principal = values.get("principal")
+            # No client IP or body here: logs must hold no raw identifiers.
+            access_log.info(
+                "request",
+                extra={
+                    "request_id": request_id,
+                    "method": method,
+                    "path": req.path,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                    "key_id": principal.key_id if principal else None,
+                    "decision_id": result.decision_id if result else None,
+                    "outcome": result.outcome if result else None,
+                },
+            )
         return response
 
 
