@@ -173,3 +173,32 @@ def test_gunicorn_workers_freeze_what_they_loaded() -> None:
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_under_steady_writes_the_wal_still_starts_over(background_engine: Engine, tmp_path: Path) -> None:
+    db = tmp_path / "wal.db"
+    checkpointer = WalCheckpointer(db, interval_s=0.05, restart_frames=200).start()
+    stop = threading.Event()
+    written = [0]
+
+    def writer() -> None:  # never pauses: PASSIVE alone would never see the whole WAL copied
+        while not stop.is_set():
+            fill(background_engine, written[0], 20)
+            written[0] += 20
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    try:
+        wait_until(lambda: checkpointer.restarts >= 2, "the WAL started over twice")
+    finally:
+        stop.set()
+        t.join(30)
+        checkpointer.stop()
+    raw = sqlite3.connect(db)
+    try:
+        # the WAL now holds only what came after the last restart, not every row written
+        frames = raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+        assert frames < written[0]
+        assert raw.execute("SELECT count(*) FROM t").fetchone()[0] == written[0]
+    finally:
+        raw.close()
