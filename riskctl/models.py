@@ -129,7 +129,8 @@ class Decision(Base):
 
     __table_args__ = (
         Index("ix_decisions_kind_created_at", "kind", "created_at"),
-        Index("ix_decisions_outcome_created_at", "outcome", "created_at"),
+        # led by the time: every insert lands on the index's last leaf (migration 0006)
+        Index("ix_decisions_created_at_outcome", "created_at", "outcome"),
     )
 
 
@@ -148,7 +149,8 @@ class DecisionHit(Base):
 
     decision: Mapped[Decision] = relationship(back_populates="hits")
 
-    __table_args__ = (Index("ix_decision_hits_code_created_at", "code", "created_at"),)
+    # led by the time: a check's hits land on one leaf, not one per rule code (migration 0006)
+    __table_args__ = (Index("ix_decision_hits_created_at_code", "created_at", "code"),)
 
 
 class ListEntry(Base):

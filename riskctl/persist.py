@@ -249,7 +249,7 @@ class DriverWriter:
                 if self._sqlite:
                     self._begin_immediate(cur)
                 cur.execute(ev.sql, event_params)
-                event_pk = cur.fetchone()[0] if self._returning else cur.lastrowid
+                event_pk = self._event_pk(cur)
                 cur.execute(d.sql, d.late(decision_params, "event_pk", event_pk))
                 if hit_params:
                     cur.executemany(h.sql, hit_params)
@@ -257,6 +257,14 @@ class DriverWriter:
                     self._open_or_join(cur, w, now)
             finally:
                 cur.close()
+
+    def _event_pk(self, cur: Any) -> Any:
+        if not self._returning:
+            return cur.lastrowid
+        row = cur.fetchone()
+        if row is None:  # INSERT ... RETURNING always returns the row it inserted
+            raise RuntimeError("the event insert returned no key")
+        return row[0]
 
     def _begin_immediate(self, cur: Any) -> None:
         """Take SQLite's write lock now, polling every 0.1 ms (then 1 ms) for as long as the
