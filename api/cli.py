@@ -267,6 +267,7 @@ def train_detectors(
     settings: Settings, kind: str | None, min_rows: int, quiet: bool = False
 ) -> list[dict[str, Any]]:
     """Fit every spec (of ``kind``) on stored traffic and make the new models live."""
+    import functools
     import time
 
     from rich.progress import Progress
@@ -280,7 +281,7 @@ def train_detectors(
     with _database(settings) as (engine, _), Progress(transient=True, disable=quiet) as bar:
         for spec in specs:
             task = bar.add_task(f"{spec.name}: reading {spec.kind} features", total=None)
-            matrix, skipped = training_matrix(engine, spec, progress=lambda n, t=task: bar.advance(t, n))
+            matrix, skipped = training_matrix(engine, spec, progress=functools.partial(bar.advance, task))
             if len(matrix) < min_rows:
                 results.append(
                     {"detector": spec.name, "rows": len(matrix), "status": f"skipped (< {min_rows} rows)"}

@@ -519,7 +519,7 @@ def detect_bursts(
     if not batch:
         return []
     origin = cfg.bucket(to_epoch(history_start) if history_start is not None else min(r.time for r in batch))
-    cells: dict[tuple[str, str], dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
+    cells: dict[tuple[str, Stream], dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
     for review in batch:
         target, bucket = review.target(by), cfg.bucket(review.time)
         for stream in _streams(review.rating, low_max, high_min):

@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple, Self, cast
 
 import numpy as np
 import scipy.sparse as sp
@@ -66,7 +66,7 @@ def word_ngrams(text: str, ngram_range: tuple[int, int] = (1, 2)) -> list[str]:
     """Word n-grams (space-joined) of the normalised text's tokens."""
     tokens = normalize_text(text).split()
     lo, hi = ngram_range
-    out = []
+    out: list[str] = []
     for n in range(lo, hi + 1):
         out.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
     return out
@@ -76,7 +76,7 @@ def char_ngrams(text: str, ngram_range: tuple[int, int] = (3, 5)) -> list[str]:
     """Character n-grams of the NFKC-casefolded text, whitespace runs collapsed to a space."""
     norm = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
     lo, hi = ngram_range
-    out = []
+    out: list[str] = []
     for n in range(lo, hi + 1):
         out.extend(norm[i : i + n] for i in range(len(norm) - n + 1))
     return out
@@ -139,8 +139,10 @@ class ReviewTextModel:
         C: float = 4.0,
         max_iter: int = 2000,
     ) -> None:
-        self.word_ngram_range = tuple(word_ngram_range)
-        self.char_ngram_range = tuple(char_ngram_range)
+        # tuple() of the annotated pair is still a pair (mypy widens it to tuple[int, ...]);
+        # _validate() checks and normalises it before it is used.
+        self.word_ngram_range = cast("tuple[int, int]", tuple(word_ngram_range))
+        self.char_ngram_range = cast("tuple[int, int]", tuple(char_ngram_range))
         self.min_df = min_df
         self.max_word_features = max_word_features
         self.max_char_features = max_char_features
@@ -265,7 +267,9 @@ class ReviewTextModel:
     def _block(
         docs: list[str], analyzer: Any, index: Mapping[str, int], idf: NDArray[np.float64]
     ) -> sp.csr_matrix:
-        indptr, indices, data = [0], [], []
+        indptr: list[int] = [0]
+        indices: list[int] = []
+        data: list[int] = []
         for doc in docs:
             counts = Counter(t for t in analyzer(doc) if t in index)
             cols = sorted(index[t] for t in counts)

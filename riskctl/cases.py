@@ -147,7 +147,7 @@ def case_labels(conn: Connection) -> dict[str, bool]:
     )
     out = {}
     for event_id, status, resolution in rows:
-        label = label_of(CaseStatus(status), Resolution(resolution))
+        label = label_of(CaseStatus(status), Resolution(resolution) if resolution is not None else None)
         if label is not None:
             out[event_id] = label
     return out

@@ -220,7 +220,7 @@ class ModelStore:
         return self.root / name / "current"
 
     def _sig(self) -> tuple[Any, ...]:
-        out = []
+        out: list[tuple[str, int | None, int | None]] = []
         for spec in self.specs:
             p = self.pointer(spec.name)
             try:
