@@ -241,7 +241,7 @@ class Grower:
 
 
 class _Captured(Exception):
-    pass
+    """Raised by the stand-in velocity script: carries the keys and arguments observe planned."""
 
 
 def _capture(keys: list[bytes], args: list[Any]) -> None:

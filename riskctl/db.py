@@ -11,14 +11,16 @@ SQLite releases the GIL while it copies and syncs, so requests keep running mean
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from riskctl.instruments import DB_COMMITS
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 
 # the WAL file is cut back to this size when a checkpoint lets it restart
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+# key, in a pooled SQLite connection's ``info``, of the busy timeout (ms) it was opened with
+BUSY_TIMEOUT_INFO = "riskctl_busy_timeout_ms"
 
 
 def make_engine(
@@ -40,7 +44,7 @@ def make_engine(
     checkpoint that a commit would otherwise run inline: pair it with a :class:`WalCheckpointer`.
     """
     if url.startswith("sqlite"):
-        db_path = url.split("///", 1)[-1]
+        db_path = make_url(url).database
         if db_path and db_path != ":memory:":
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
@@ -52,7 +56,9 @@ def make_engine(
         )
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+        def _sqlite_pragmas(dbapi_conn: Any, record: Any) -> None:
+            # kept with the pooled connection: the check writer waits this long itself
+            record.info[BUSY_TIMEOUT_INFO] = int(busy_timeout_ms)
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode survives a killed process (what the fault tests do);
@@ -112,6 +118,10 @@ class WalCheckpointer:
     writers back only while it copies the few frames that arrived since (and syncs), waiting
     at most ``restart_wait_ms`` for a busy writer or reader before trying again next pass.
     The next commit then writes the WAL from its start and ``journal_size_limit`` trims it.
+
+    Every gunicorn worker starts one, and one does the work: passes run only while holding an
+    exclusive ``flock`` on ``<database>-checkpoint.lock``, taken without waiting and kept. If
+    that worker dies the kernel drops its lock and another worker's thread takes over.
     """
 
     def __init__(
@@ -129,13 +139,16 @@ class WalCheckpointer:
         self.restart_frames = restart_frames
         self.restart_wait_ms = restart_wait_ms
         self.busy_timeout_ms = busy_timeout_ms
-        self.passes = 0  # checkpoints run (for tests and /metrics)
+        self.passes = 0  # checkpoints run
         self.pages = 0  # WAL pages copied back into the database, all passes
         self.restarts = 0  # passes that let the WAL start over
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self._last_seen: tuple[int, int] | None = None
+        self.lock_path = self.path.with_name(self.path.name + "-checkpoint.lock")
+        self._lock_fd: int | None = None
+        self._warned = False
 
     def start(self) -> WalCheckpointer:
         if self._thread is None:
@@ -181,8 +194,32 @@ class WalCheckpointer:
             )
         return self._conn
 
+    @property
+    def elected(self) -> bool:
+        """True while this checkpointer is the one that works on the database."""
+        return self._lock_fd is not None
+
+    def _elect(self) -> bool:
+        if self._lock_fd is None:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)  # another process's checkpointer holds it
+                return False
+            self._lock_fd = fd
+        return True
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
+            try:
+                if not self._elect():
+                    continue
+            except OSError as exc:  # the lock file cannot be made: nobody checkpoints, say so
+                if not self._warned:
+                    log.error("WAL checkpointer cannot lock %s: %s", self.lock_path, exc)
+                    self._warned = True
+                continue
             try:
                 st = self.wal.stat()
             except FileNotFoundError:
@@ -200,3 +237,6 @@ class WalCheckpointer:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock: another worker may take over
+            self._lock_fd = None

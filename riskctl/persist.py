@@ -33,6 +33,7 @@ from sqlalchemy.sql import ClauseElement
 
 from riskctl.cases import OPEN_STATUSES, Routing, open_or_join, priority, subject_reputation
 from riskctl.casestate import CaseStatus
+from riskctl.db import BUSY_TIMEOUT_INFO
 from riskctl.ids import new_id
 from riskctl.models import Case, CaseDecision, Decision, DecisionHit, EventRecord, utcnow
 
@@ -247,7 +248,7 @@ class DriverWriter:
             cur = conn.connection.cursor()
             try:
                 if self._sqlite:
-                    self._begin_immediate(cur)
+                    self._begin_immediate(cur, conn.connection.info.get(BUSY_TIMEOUT_INFO, 5000))
                 cur.execute(ev.sql, event_params)
                 event_pk = self._event_pk(cur)
                 cur.execute(d.sql, d.late(decision_params, "event_pk", event_pk))
@@ -266,11 +267,10 @@ class DriverWriter:
             raise RuntimeError("the event insert returned no key")
         return row[0]
 
-    def _begin_immediate(self, cur: Any) -> None:
+    def _begin_immediate(self, cur: Any, busy_timeout_ms: int) -> None:
         """Take SQLite's write lock now, polling every 0.1 ms (then 1 ms) for as long as the
         connection's busy timeout allows; the timeout is restored for the connection's next user."""
         operational_error = self.engine.dialect.loaded_dbapi.OperationalError
-        busy_timeout_ms = cur.execute("PRAGMA busy_timeout").fetchone()[0]
         cur.execute("PRAGMA busy_timeout=0")
         try:
             deadline = time.monotonic() + busy_timeout_ms / 1000

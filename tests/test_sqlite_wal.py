@@ -206,3 +206,24 @@ def test_under_steady_writes_the_wal_still_starts_over(background_engine: Engine
         assert raw.execute("SELECT count(*) FROM t").fetchone()[0] == written[0]
     finally:
         raw.close()
+
+
+def test_one_checkpointer_per_database_and_another_takes_over(
+    background_engine: Engine, tmp_path: Path
+) -> None:
+    db = tmp_path / "wal.db"
+    first = WalCheckpointer(db, interval_s=0.05).start()
+    wait_until(lambda: first.elected, "the first checkpointer holds the lock")
+    second = WalCheckpointer(db, interval_s=0.05).start()  # as another gunicorn worker's would
+    try:
+        fill(background_engine, 0, 50)
+        wait_until(lambda: first.passes >= 1, "the first checkpointer's pass")
+        fill(background_engine, 50, 50)
+        wait_until(lambda: first.passes >= 2, "the first checkpointer's next pass")
+        assert second.passes == 0 and not second.elected
+        first.stop()  # its worker gone: the lock is free
+        fill(background_engine, 100, 50)
+        wait_until(lambda: second.passes >= 1, "the second checkpointer took over")
+    finally:
+        first.stop()
+        second.stop()

@@ -45,7 +45,7 @@ class Receiver:
                     pass
 
             def log_message(self, *args: Any) -> None:
-                pass
+                """No access log on stderr: the test reads what was received instead."""
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
