@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import sys
+import uuid
 from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any
@@ -87,47 +88,25 @@ access_log = logging.getLogger("riskctl.access")
 # locks on every call, a dict lookup does not. The children are the metrics' own (the same
 # samples, fork-safe in multiprocess mode); past the cap, a rare label tuple (an odd client
 # method) just takes the ``labels()`` path.
-_CHILD_CAP = 2048
-_http_children: dict[tuple[str, str, int], Any] = {}
-_decision_children: dict[tuple[str, str, bool], Any] = {}
-_latency_children: dict[str, Any] = {}
+class _BoundChildren:
+    CAP = 2048
+
+    def __init__(self, metric: Any) -> None:
+        self.metric = metric
+        self.children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *labels: str) -> Any:
+        child = self.children.get(labels)
+        if child is None:
+            child = self.metric.labels(*labels)
+            if len(self.children) < self.CAP:
+                self.children[labels] = child
+        return child
 
 
-def _http_child(method: str, endpoint: str, status: int) -> Any:
-    key = (method, endpoint, status)
-    child = _http_children.get(key)
-    if child is None:
-        child = HTTP_REQUESTS.labels(method, endpoint, str(status))
-        if len(_http_children) < _CHILD_CAP:
-            _http_children[key] = child
-    return child
-
-
-def _decision_child(kind: str, outcome: str, degraded: bool) -> Any:
-    key = (kind, outcome, degraded)
-    child = _decision_children.get(key)
-    if child is None:
-        child = DECISIONS.labels(kind, outcome, str(degraded).lower())
-        if len(_decision_children) < _CHILD_CAP:
-            _decision_children[key] = child
-    return child
-
-
-def _latency_child(kind: str) -> Any:
-    child = _latency_children.get(kind)
-    if child is None:
-        child = CHECK_LATENCY.labels(kind)
-        if len(_latency_children) < _CHILD_CAP:
-            _latency_children[kind] = child
-    return child
-
-
-def _new_request_id() -> str:
-    """``uuid.uuid4().hex`` (the same 32 hex digits, version and variant bits) without the UUID object."""
-    n = int.from_bytes(os.urandom(16), "big")
-    n = (n & ~(0xC000 << 48)) | (0x8000 << 48)  # RFC 4122 variant
-    n = (n & ~(0xF000 << 64)) | (4 << 76)  # version 4
-    return f"{n:032x}"
+_http_requests = _BoundChildren(HTTP_REQUESTS)
+_decisions = _BoundChildren(DECISIONS)
+_check_latency = _BoundChildren(CHECK_LATENCY)
 
 
 def init_app(app: Flask) -> None:
@@ -137,7 +116,7 @@ def init_app(app: Flask) -> None:
         ctx_g = g._get_current_object()  # type: ignore[attr-defined]
         ctx_g.started = perf_counter()
         incoming = request.environ.get("HTTP_X_REQUEST_ID", "")
-        ctx_g.request_id = incoming if _REQUEST_ID.match(incoming) else _new_request_id()
+        ctx_g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
 
     @app.after_request
     def _finish(response: Response) -> Response:
@@ -151,11 +130,11 @@ def init_app(app: Flask) -> None:
         rule = req.url_rule
         status = response.status_code
         method = req.method
-        _http_child(method, rule.rule if rule else "unmatched", status).inc()
+        _http_requests(method, rule.rule if rule else "unmatched", str(status)).inc()
         result = values.get("check_result")
         if result is not None and not result.replayed:
-            _decision_child(result.kind, result.outcome, result.degraded).inc()
-            _latency_child(result.kind).observe(elapsed)
+            _decisions(result.kind, result.outcome, "true" if result.degraded else "false").inc()
+            _check_latency(result.kind).observe(elapsed)
         if access_log.isEnabledFor(logging.INFO):
             principal = values.get("principal")
             # No client IP or body here: logs must hold no raw identifiers.
