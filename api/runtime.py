@@ -60,6 +60,7 @@ class Runtime:
     def close(self) -> None:
         if self.checkpointer is not None:
             self.checkpointer.stop()
+        self.checks.close()
         self.redis.close()
         self.engine.dispose()
         if self.embedded_redis is not None:

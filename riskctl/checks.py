@@ -141,6 +141,10 @@ class CheckService:
         self.writer = DriverWriter(self.engine, self.routing)
         self.reputation = reputation
 
+    def close(self) -> None:
+        """Close the connections the check path's writer keeps for itself."""
+        self.writer.close()
+
     # -- the path -------------------------------------------------------------------
     def check(self, raw: bytes, limit: Limit | None = None) -> CheckResult:
         started = time.perf_counter()

@@ -63,6 +63,8 @@ class Signal:
     details: dict[str, Any] = field(default_factory=dict)
     duration_us: float = 0.0
     policy: str | None = None
+    # a miss's stored form, built once: a rule pack's misses are prebuilt and shared
+    _miss: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def counts(self) -> bool:
@@ -72,13 +74,20 @@ class Signal:
     def to_dict(self) -> dict[str, Any]:
         if self.status is SignalStatus.NO_HIT and not self.details:
             # Most signals of a check are misses; their text lives in the versioned pack.
-            return {
-                "source": self.source.value,
-                "code": self.code,
-                "status": "no_hit",
-                "mode": self.mode.value,
-                "duration_us": round(self.duration_us, 3),
-            }
+            # The same (read-only) dict each time: a pack's misses are shared between checks.
+            if self._miss is None:
+                object.__setattr__(
+                    self,
+                    "_miss",
+                    {
+                        "source": self.source.value,
+                        "code": self.code,
+                        "status": "no_hit",
+                        "mode": self.mode.value,
+                        "duration_us": round(self.duration_us, 3),
+                    },
+                )
+            return self._miss  # type: ignore[return-value]
         return {
             "source": self.source.value,
             "code": self.code,

@@ -160,12 +160,43 @@ def test_the_writer_gives_up_at_the_busy_timeout_and_stores_nothing(tmp_path: Pa
         released.set()
         holder.join(10)
     assert decisions(engine) == 0
-    # the connection went back to the pool with the engine's own busy timeout
+    # the writer waited on a connection of its own: the pool's keep the engine's busy timeout
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 200
     writer.write(write(1), now=T0)
     assert decisions(engine) == 1
+    writer.close()
     engine.dispose()
+
+
+def test_the_writer_keeps_one_connection_and_counts_each_commit(migrated) -> None:  # type: ignore[no-untyped-def]
+    from riskctl.instruments import DB_COMMITS
+
+    engine, _db = migrated
+    writer = DriverWriter(engine, ROUTING)
+    before = DB_COMMITS._value.get()
+    for i in range(5):
+        writer.write(write(i), now=T0)
+    assert DB_COMMITS._value.get() - before == 5  # what bench/bench_load.py reports per check
+    conns = writer._connections
+    assert len(conns._idle) == 1  # one thread wrote: one connection, reused
+    conn = conns._idle[0]
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 0  # the writer polls instead
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # the engine's pragmas
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert not conn.in_transaction
+    # a refused write (the same event again) rolls back and keeps the connection
+    with pytest.raises(writer.integrity_errors):
+        writer.write(write(0), now=T0)
+    assert conns._idle == [conn] and not conn.in_transaction
+    assert DB_COMMITS._value.get() - before == 5
+    assert decisions(engine) == 5
+    # the pool lent it and forgot it: nothing is checked out of the engine's pool
+    assert engine.pool.checkedout() == 0
+    writer.close()
+    assert conns._idle == []
+    with pytest.raises(sqlite3.ProgrammingError):
+        conn.execute("SELECT 1")
 
 
 def test_gunicorn_workers_freeze_what_they_loaded() -> None:
