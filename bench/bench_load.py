@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -195,6 +196,9 @@ def main() -> None:
     conn_counts = [int(c) for c in args.connections.split(",")]
 
     print(f"load average at start: {loadavg()}  ({os.cpu_count()} cores)")
+    # stopped with SIGTERM (kill, a CI timeout) as with Ctrl-C: the servers are stopped
+    # and the instance removed in the ``finally`` below, not left running
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     tmp = Path(tempfile.mkdtemp(prefix="riskctl-bench-load-", dir=args.instance_dir))
     print(f"instance: {tmp} on {filesystem(tmp)}")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISKCTL_")}

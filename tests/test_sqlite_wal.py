@@ -199,6 +199,35 @@ def test_the_writer_keeps_one_connection_and_counts_each_commit(migrated) -> Non
         conn.execute("SELECT 1")
 
 
+def test_threads_writing_at_once_each_get_a_connection_and_every_write_lands(migrated) -> None:  # type: ignore[no-untyped-def]
+    engine, _db = migrated
+    writer = DriverWriter(engine, ROUTING)
+    threads, per_thread = 4, 25
+    start = threading.Barrier(threads)
+    failures: list[BaseException] = []
+
+    def run(t: int) -> None:
+        start.wait(10)
+        try:
+            for i in range(per_thread):
+                writer.write(write(t * 1000 + i), now=T0)
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    workers = [threading.Thread(target=run, args=(t,), daemon=True) for t in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert failures == []
+    assert decisions(engine) == threads * per_thread
+    idle = writer._connections._idle
+    assert 1 <= len(idle) <= threads  # never more connections than threads writing at once
+    assert len({id(c) for c in idle}) == len(idle)
+    assert not any(c.in_transaction for c in idle)
+    writer.close()
+
+
 def test_gunicorn_workers_freeze_what_they_loaded() -> None:
     from api import gunicorn_conf
 
