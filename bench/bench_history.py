@@ -20,7 +20,10 @@ Growing the history fast, in the check path's own format:
   as a check), so the velocity state and the coupon link graph grow in proportion.
 
 So the stored history grows in events and in entities at the same per-entity rates: a flat
-cost means no part of the check path scans or slows with history size. The measured
+cost means no part of the check path scans or slows with history size. The copied rows are
+checkpointed into the database file before measuring (part of "grow db s"): copies written in
+seconds would otherwise leave the service's background checkpointer a backlog of hundreds of
+MB to copy during the measurement, which gradual live traffic never builds. The measured
 checks add to the history too (the sizes printed are counted, not assumed).
 """
 
@@ -116,7 +119,30 @@ class Grower:
         else:
             self._clone_redis(n / max(stored, 1) - 1)
             how = "clone"
+        if need:
+            self._snapshot_redis()
         return t_db, time.perf_counter() - t, how
+
+    def _snapshot_redis(self) -> None:
+        """The embedded Redis snapshots itself (``save 300 1``) at most every 5 minutes: a fork,
+        then a child compressing the whole dataset on one of the two cores while the parent
+        copies every page it writes. After a growth step the next snapshot is due at once; it
+        is taken here (counted in "redis s"), so that it runs before the measurement instead
+        of inside it at some sizes and not others. The snapshot's own cost grows with the
+        dataset, but it is paid every 5 minutes, not by each check."""
+        import redis
+
+        client = redis.Redis.from_url(self.runtime.embedded_redis.url, socket_timeout=600)
+        try:
+            before = client.lastsave()
+            client.execute_command("BGSAVE", "SCHEDULE")  # after one already running, if any
+            while True:
+                info = client.info("persistence")
+                if not info["rdb_bgsave_in_progress"] and client.lastsave() > before:
+                    break
+                time.sleep(0.1)
+        finally:
+            client.close()
 
     def _clone_redis(self, factor: float) -> None:
         """Past ``--script-history``: the whole velocity keyspace copied ``factor`` times over
@@ -201,6 +227,10 @@ class Grower:
                         marks = ",".join("?" * len(cols[t]))
                         conn.executemany(f"INSERT INTO {t} ({','.join(cols[t])}) VALUES ({marks})", out[t])
                 conn.execute("COMMIT")
+            # the copies arrive in seconds, not over months: fold their WAL back into the
+            # database now, or the service's checkpointer would still be copying hundreds of
+            # MB while the next size is measured (a backlog live traffic never builds)
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             conn.close()
 
