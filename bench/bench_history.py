@@ -1,6 +1,6 @@
 """Cost per check as stored history grows: 1k, 10k, 100k, 1M events.
 
-    python bench/bench_history.py [--max-history 1000000] [--checks 300] [--rounds 3]
+    python bench/bench_history.py [--max-history 1000000] [--checks 200] [--rounds 5] [--settle-s 600]
 
 One warmed in-process app (``build_runtime``: SQLite, embedded Redis, every rule pack, the
 detectors trained on the first 1k events): the first 1k events of the marketplace simulator
@@ -86,11 +86,15 @@ def rewrite_event(ev: Any, c: int, key: str = "") -> Any:
 class Grower:
     """Copies the template history (rows and velocity state) until the history has ``n`` events."""
 
-    def __init__(self, db_path: Path, runtime: Any, template_events: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, db_path: Path, runtime: Any, template_events: list[dict[str, Any]], settle_s: float = 600.0
+    ) -> None:
+        self.settle_s = settle_s
         self.db_path = db_path
         self.runtime = runtime
         self.template_events = template_events
         self.copies = 0
+        self.settled_s = 0.0  # of the last growth: waiting for Redis's rehash (in "redis s")
         with sqlite3.connect(db_path) as conn:
             self.columns = {t: [r[1] for r in conn.execute(f"PRAGMA table_info({t})")] for t in TABLES}
             self.rows = {t: conn.execute(f"SELECT * FROM {t}").fetchall() for t in TABLES}
@@ -121,7 +125,41 @@ class Grower:
             how = "clone"
         if need:
             self._snapshot_redis()
+            self.settled_s = self._settle_redis(self.settle_s) if self.settle_s > 0 else 0.0
         return t_db, time.perf_counter() - t, how
+
+    def _settle_redis(self, timeout_s: float = 600.0) -> float:
+        """Wait until Redis has finished rehashing its key tables; returns the seconds waited.
+
+        Redis grows a table by doubling it and moving the keys over a few at a time (a bucket
+        per command that touches it, plus 1 ms of every 100 ms of idle time). Keys added by
+        the million in a few minutes leave it mid-move, and every lookup then searches both
+        tables; a store that grew over months is almost never mid-move, so each size is
+        measured after it. Read cheaply from ``MEMORY STATS`` as Redis 6.2 (the embedded
+        one) computes it: 8 bytes per slot plus, per key, 40 in the main table (entry and
+        key object) and 24 in the expires table; while a table moves, its slots are those of
+        two tables (3 x 2^k), not a power of 2."""
+        import redis
+
+        client = redis.Redis.from_url(self.runtime.embedded_redis.url, socket_timeout=60)
+        started = time.monotonic()
+        try:
+            if not str(client.info("server")["redis_version"]).startswith("6."):
+                return 0.0  # another layout: not worked out, measure at once
+            while time.monotonic() - started < timeout_s:
+                keyspace = client.info("keyspace").get("db0", {"keys": 0, "expires": 0})
+                db = client.memory_stats().get("db.0") or {}
+                slots = (
+                    (db.get("overhead.hashtable.main", 0) - 40 * keyspace["keys"]) // 8,
+                    (db.get("overhead.hashtable.expires", 0) - 24 * keyspace["expires"]) // 8,
+                )
+                if all(n >= 0 and n & (n - 1) == 0 for n in slots):  # one table each
+                    return time.monotonic() - started
+                time.sleep(1.0)
+            print(f"  (Redis still rehashing after {timeout_s:.0f}s: measuring anyway)")
+            return time.monotonic() - started
+        finally:
+            client.close()
 
     def _snapshot_redis(self) -> None:
         """The embedded Redis snapshots itself (``save 300 1``) at most every 5 minutes: a fork,
@@ -306,6 +344,12 @@ def main() -> None:
         default=100_000,
         help="grow Redis by running the velocity script up to this size, by cloning keys past it",
     )
+    ap.add_argument(
+        "--settle-s",
+        type=float,
+        default=600.0,
+        help="longest wait, after a growth step, for Redis to finish rehashing (0: measure at once)",
+    )
     args = ap.parse_args()
     sizes = [n for n in (1_000, 10_000, 100_000, 1_000_000) if n <= args.max_history]
 
@@ -349,7 +393,7 @@ def main() -> None:
         f"{len(bodies)} measurement events ready: {time.perf_counter() - t0:.0f}s"
     )
     try:
-        grower = Grower(settings.instance / "riskctl.db", runtime, template)
+        grower = Grower(settings.instance / "riskctl.db", runtime, template, settle_s=args.settle_s)
         print(
             f"{'history':>10}{'stored':>10}{'median µs':>11}{'best':>6}   rounds µs{'':<22}{'grow db s':>10}{'redis s':>9} {'how':<7}"
             f"{'redis keys':>11}{'redis MB':>9}{'db MB':>8}  load"
@@ -357,6 +401,10 @@ def main() -> None:
         results = {}
         for n in sizes:
             t_db, t_redis, how = grower.grow_to(n, args.script_history)
+            if grower.settled_s >= 1:
+                print(
+                    f"  ({n:,}: {grower.settled_s:.0f}s of 'redis s' waiting for Redis to finish rehashing)"
+                )
             stored = grower.stored()
             med, rounds = measure(runtime, bodies, args.checks, args.rounds)
             results[n] = (med, min(rounds))
