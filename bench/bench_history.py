@@ -30,6 +30,7 @@ checks add to the history too (the sizes printed are counted, not assumed).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -37,6 +38,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +103,18 @@ class Grower:
         conn.close()
         self.template_size = len(self.rows["events"])
 
+    @contextlib.contextmanager
+    def _redis(self, timeout_s: float) -> Iterator[Any]:
+        """A client of its own on the embedded Redis: the check path's has a socket timeout
+        of a few milliseconds, too short for bulk commands and snapshots."""
+        import redis
+
+        client = redis.Redis.from_url(self.runtime.embedded_redis.url, socket_timeout=timeout_s)
+        try:
+            yield client
+        finally:
+            client.close()
+
     def stored(self) -> int:
         with sqlite3.connect(self.db_path) as conn:
             n = conn.execute("SELECT count(*) FROM events").fetchone()[0]
@@ -139,11 +153,8 @@ class Grower:
         one) computes it: 8 bytes per slot plus, per key, 40 in the main table (entry and
         key object) and 24 in the expires table; while a table moves, its slots are those of
         two tables (3 x 2^k), not a power of 2."""
-        import redis
-
-        client = redis.Redis.from_url(self.runtime.embedded_redis.url, socket_timeout=60)
         started = time.monotonic()
-        try:
+        with self._redis(60) as client:
             if not str(client.info("server")["redis_version"]).startswith("6."):
                 return 0.0  # another layout: not worked out, measure at once
             while time.monotonic() - started < timeout_s:
@@ -158,8 +169,6 @@ class Grower:
                 time.sleep(1.0)
             print(f"  (Redis still rehashing after {timeout_s:.0f}s: measuring anyway)")
             return time.monotonic() - started
-        finally:
-            client.close()
 
     def _snapshot_redis(self) -> None:
         """The embedded Redis snapshots itself (``save 300 1``) at most every 5 minutes: a fork,
@@ -168,10 +177,7 @@ class Grower:
         is taken here (counted in "redis s"), so that it runs before the measurement instead
         of inside it at some sizes and not others. The snapshot's own cost grows with the
         dataset, but it is paid every 5 minutes, not by each check."""
-        import redis
-
-        client = redis.Redis.from_url(self.runtime.embedded_redis.url, socket_timeout=600)
-        try:
+        with self._redis(600) as client:
             before = client.lastsave()
             client.execute_command("BGSAVE", "SCHEDULE")  # after one already running, if any
             while True:
@@ -179,17 +185,12 @@ class Grower:
                 if not info["rdb_bgsave_in_progress"] and client.lastsave() > before:
                     break
                 time.sleep(0.1)
-        finally:
-            client.close()
 
     def _clone_redis(self, factor: float) -> None:
         """Past ``--script-history``: the whole velocity keyspace copied ``factor`` times over
         with DUMP/RESTORE under new names (same types, sizes and TTLs), so Redis holds as many
         keys and as much memory as the history size asks, far faster than running the script."""
-        import redis
-
-        client = redis.Redis.from_url(self.runtime.embedded_redis.url, socket_timeout=120)
-        try:
+        with self._redis(120) as client:
             keys = [k for k in client.scan_iter(count=10_000) if not k.startswith(b"rk:v:{lg}")]
             copies = int(factor) + (1 if factor % 1 else 0)
             quota = int(len(keys) * factor)
@@ -208,8 +209,6 @@ class Grower:
                         if payload is not None:
                             pipe.restore(k + b":k%d" % (self.copies * 1000 + j), max(ttl, 0), payload)
                     pipe.execute()
-        finally:
-            client.close()
 
     def _grow_db(self, copies: range) -> None:
         cols = self.columns
@@ -275,8 +274,6 @@ class Grower:
     def _grow_redis(self, copies: range) -> None:
         import copy
 
-        import redis
-
         from riskctl.events import parse_event
 
         velocity = self.runtime.velocity
@@ -285,11 +282,9 @@ class Grower:
         # them, and a stand-in script hands them over instead of sending them one by one.
         planner = copy.copy(velocity)
         planner._script = _capture
-        # a client of its own: the check path's has a socket timeout of a few milliseconds
-        client = redis.Redis.from_url(self.runtime.embedded_redis.url, socket_timeout=120)
-        pipe = client.pipeline(transaction=False)
-        pending = 0
-        try:
+        with self._redis(120) as client:
+            pipe = client.pipeline(transaction=False)
+            pending = 0
             for c in copies:
                 for ev in self.template_events:
                     event = parse_event(orjson.dumps(rewrite_event(ev, c)))
@@ -304,8 +299,6 @@ class Grower:
                         pending = 0
             if pending:
                 pipe.execute()
-        finally:
-            client.close()
 
 
 class _Captured(Exception):
