@@ -146,29 +146,40 @@ class Grower:
         """Wait until Redis has finished rehashing its key tables; returns the seconds waited.
 
         Redis grows a table by doubling it and moving the keys over a few at a time (a bucket
-        per command that touches it, plus 1 ms of every 100 ms of idle time). Keys added by
-        the million in a few minutes leave it mid-move, and every lookup then searches both
-        tables; a store that grew over months is almost never mid-move, so each size is
-        measured after it. Read cheaply from ``MEMORY STATS`` as Redis 6.2 (the embedded
-        one) computes it: 8 bytes per slot plus, per key, 40 in the main table (entry and
-        key object) and 24 in the expires table; while a table moves, its slots are those of
-        two tables (3 x 2^k), not a power of 2."""
+        per command that touches it, plus 1 ms of every server tick, ``hz`` = 10 ticks a
+        second, while idle). Keys added by the million in a few minutes leave it mid-move for
+        far longer than the bench can wait, and every command then looks in both tables and
+        moves a bucket: the velocity script's server time (``INFO commandstats``) at 8.7M keys
+        was 730-780 µs per call mid-move and 340-370 µs once moved (400 at 100k). A
+        store that grew over months is almost never mid-move, so each size is measured after
+        it: the wait raises ``hz`` to its maximum (500: about half of each idle second rehashing) and
+        puts it back after.
+
+        Whether a table is moving is read cheaply from ``MEMORY STATS`` as Redis 6.2 (the
+        embedded one) computes it: 8 bytes per slot plus, per key, 40 in the main table (entry
+        and key object) and 24 in the expires table; while a table moves, its slots are those
+        of two tables (3 x 2^k), not a power of 2."""
         started = time.monotonic()
         with self._redis(60) as client:
             if not str(client.info("server")["redis_version"]).startswith("6."):
                 return 0.0  # another layout: not worked out, measure at once
-            while time.monotonic() - started < timeout_s:
-                keyspace = client.info("keyspace").get("db0", {"keys": 0, "expires": 0})
-                db = client.memory_stats().get("db.0") or {}
-                slots = (
-                    (db.get("overhead.hashtable.main", 0) - 40 * keyspace["keys"]) // 8,
-                    (db.get("overhead.hashtable.expires", 0) - 24 * keyspace["expires"]) // 8,
-                )
-                if all(n >= 0 and n & (n - 1) == 0 for n in slots):  # one table each
-                    return time.monotonic() - started
-                time.sleep(1.0)
-            print(f"  (Redis still rehashing after {timeout_s:.0f}s: measuring anyway)")
-            return time.monotonic() - started
+            hz = client.config_get("hz").get("hz", "10")
+            client.config_set("hz", 500)
+            try:
+                while time.monotonic() - started < timeout_s:
+                    keyspace = client.info("keyspace").get("db0", {"keys": 0, "expires": 0})
+                    db = client.memory_stats().get("db.0") or {}
+                    slots = (
+                        (db.get("overhead.hashtable.main", 0) - 40 * keyspace["keys"]) // 8,
+                        (db.get("overhead.hashtable.expires", 0) - 24 * keyspace["expires"]) // 8,
+                    )
+                    if all(n >= 0 and n & (n - 1) == 0 for n in slots):  # one table each
+                        return time.monotonic() - started
+                    time.sleep(0.5)
+                print(f"  (Redis still rehashing after {timeout_s:.0f}s: measuring anyway)")
+                return time.monotonic() - started
+            finally:
+                client.config_set("hz", hz)
 
     def _snapshot_redis(self) -> None:
         """The embedded Redis snapshots itself (``save 300 1``) at most every 5 minutes: a fork,
@@ -309,6 +320,12 @@ def _capture(keys: list[bytes], args: list[Any]) -> None:
     raise _Captured(keys, args)
 
 
+def script_stats(client: Any) -> tuple[int, int]:
+    """Calls of the velocity script so far and the server µs they took (``INFO commandstats``)."""
+    st = client.info("commandstats").get("cmdstat_evalsha", {})
+    return int(st.get("calls", 0)), int(st.get("usec", 0))
+
+
 def measure(runtime: Any, bodies: list[bytes], checks: int, rounds: int) -> tuple[float, list[float]]:
     check = runtime.checks.check
     for body in bodies[:50]:  # warm the statement caches and pages at this size
@@ -389,7 +406,7 @@ def main() -> None:
         grower = Grower(settings.instance / "riskctl.db", runtime, template, settle_s=args.settle_s)
         print(
             f"{'history':>10}{'stored':>10}{'median µs':>11}{'best':>6}   rounds µs{'':<22}{'grow db s':>10}{'redis s':>9} {'how':<7}"
-            f"{'redis keys':>11}{'redis MB':>9}{'db MB':>8}  load"
+            f"{'script µs':>10}{'redis keys':>11}{'redis MB':>9}{'db MB':>8}  load"
         )
         results = {}
         for n in sizes:
@@ -399,13 +416,16 @@ def main() -> None:
                     f"  ({n:,}: {grower.settled_s:.0f}s of 'redis s' waiting for Redis to finish rehashing)"
                 )
             stored = grower.stored()
+            before = script_stats(runtime.redis)
             med, rounds = measure(runtime, bodies, args.checks, args.rounds)
+            after = script_stats(runtime.redis)
+            script_us = (after[1] - before[1]) / max(1, after[0] - before[0])
             results[n] = (med, min(rounds))
             info = runtime.redis.info("memory")
             db_mb = sum(p.stat().st_size for p in settings.instance.glob("riskctl.db*")) / 1e6
             print(
                 f"{n:>10,}{stored:>10,}{med:>11.0f}{min(rounds):>6.0f}   {', '.join(f'{x:.0f}' for x in rounds):<31}"
-                f"{t_db:>10.1f}{t_redis:>9.1f} {how:<7}{runtime.redis.dbsize():>11,}"
+                f"{t_db:>10.1f}{t_redis:>9.1f} {how:<7}{script_us:>10.0f}{runtime.redis.dbsize():>11,}"
                 f"{info['used_memory'] / 1e6:>9.0f}{db_mb:>8.0f}  {loadavg()}"
             )
         first, last = sizes[0], sizes[-1]
@@ -415,7 +435,8 @@ def main() -> None:
             f"best round {b_last / b_first:.2f}x ({b_last:.0f} vs {b_first:.0f} µs)"
         )
         print(
-            "(median: of the round medians; best: the fastest round median, the least disturbed by other load)"
+            "(median: of the round medians; best: the fastest round median, the least disturbed by other load;\n"
+            " script µs: Redis's server time per velocity-script call during the measurement)"
         )
     finally:
         runtime.close()
