@@ -42,8 +42,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check riskctl detectors api fixtures tests bench
 	$(BIN)/mypy
 
-# load (bare Flask vs POST /v1/checks, ~5 min) then cost per check vs stored history (~16 min,
-# 10 of them waiting for Redis to finish rehashing the 8.5M keys cloned in at 1M)
+# load (bare Flask vs POST /v1/checks, ~5 min) then cost per check vs stored history (~6 min,
+# half of it growing the database and Redis to 1M events)
 bench: bench-load bench-history
 
 bench-load: $(STAMP)

@@ -111,13 +111,22 @@ class WalCheckpointer:
     since the last look, runs ``PRAGMA wal_checkpoint(PASSIVE)`` on a connection of its own.
     PASSIVE copies what no reader still needs and never waits, so requests keep writing.
 
-    Under steady writes PASSIVE alone never catches up: new frames arrive while it copies, so
-    the WAL is never wholly copied, never restarts from its start, and grows without bound
-    (measured: 1.4 GB in a minute at 250 checks/s). So once the WAL holds ``restart_frames``
-    frames, a PASSIVE pass is followed at once by ``wal_checkpoint(RESTART)``: it holds new
-    writers back only while it copies the few frames that arrived since (and syncs), waiting
-    at most ``restart_wait_ms`` for a busy writer or reader before trying again next pass.
-    The next commit then writes the WAL from its start and ``journal_size_limit`` trims it.
+    The WAL starts over from its start (and ``journal_size_limit`` trims it) only when a
+    writer begins while every frame in it has been copied. Under steady writes a single
+    PASSIVE pass never gets there: commits land while it copies and syncs, so the WAL would
+    grow without bound (measured: 1.4 GB in a minute at 250 checks/s). So a pass catches up:
+    while the last PASSIVE copied everything it saw and more frames have arrived since, it
+    runs another, up to ``catchup_rounds``. Each copies only what came during the one before,
+    so each is shorter, and soon one ends with nothing new behind it: the next commit starts
+    the WAL over. ``wal_checkpoint(RESTART)``, which holds every writer back while it copies
+    and syncs, is kept as the fallback for a WAL still past ``restart_frames`` after that,
+    waiting at most ``restart_wait_ms`` for a busy writer or reader.
+
+    Measured (two writers at 300 commits/s, ~20 WAL frames each, on this VM's ext4 disk, 20 s
+    runs): with a pass a second and a RESTART every 16k frames (every 3 s), 17-21 commits of
+    6,000 took over 5 ms and the p99.9 was 10.7-12.5 ms: each RESTART stalled both writers
+    for 8-21 ms. Catching up, with a pass every 0.5 s, 4-7 took over 5 ms, the p99.9 was
+    3.8-5.1 ms, no RESTART was needed and the WAL never passed 30 MB.
 
     Every gunicorn worker starts one, and one does the work: passes run only while holding an
     exclusive ``flock`` on ``<database>-checkpoint.lock``, taken without waiting and kept. If
@@ -128,20 +137,25 @@ class WalCheckpointer:
         self,
         path: Path,
         *,
-        interval_s: float = 1.0,
-        restart_frames: int = 16384,
+        interval_s: float = 0.5,
+        catchup_rounds: int = 4,
+        restart_frames: int = 32768,
         restart_wait_ms: int = 50,
         busy_timeout_ms: int = 5000,
     ) -> None:
         self.path = Path(path)
         self.wal = self.path.with_name(self.path.name + "-wal")
         self.interval_s = interval_s
+        self.catchup_rounds = catchup_rounds
         self.restart_frames = restart_frames
         self.restart_wait_ms = restart_wait_ms
         self.busy_timeout_ms = busy_timeout_ms
-        self.passes = 0  # checkpoints run
+        self.passes = 0  # checkpoints run (a pass that catches up runs several)
         self.pages = 0  # WAL pages copied back into the database, all passes
-        self.restarts = 0  # passes that let the WAL start over
+        self.restarts = 0  # times the WAL was seen to have started over from its start
+        self.forced = 0  # RESTART checkpoints run because catching up did not get there
+        self._generation: bytes | None = None  # the WAL header's checkpoint sequence number
+        self._copied = 0  # frames of the current WAL generation already copied
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
@@ -167,24 +181,52 @@ class WalCheckpointer:
             self._thread = None
 
     def checkpoint(self) -> tuple[int, int, int] | None:
-        """One pass now: PASSIVE, then RESTART if the WAL is long. Returns the PASSIVE
-        result (busy, WAL frames, frames copied), or None if there is no WAL yet."""
+        """One pass now: PASSIVE until caught up, then RESTART if the WAL is still long.
+        Returns the first PASSIVE's result (busy, WAL frames, frames copied), or None if
+        there is no WAL yet."""
         if not self.wal.exists():
             return None
         conn = self._connection()
-        busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        self.passes += 1
-        self.pages += max(copied, 0)
-        if frames >= self.restart_frames:
+        first = busy, frames, copied = self._passive(conn)
+        for _ in range(self.catchup_rounds):
+            if busy or copied < frames:
+                break  # a reader still needs frames: the next pass tries again
+            busy, now, copied = self._passive(conn)
+            if now <= frames:
+                break  # nothing came while copying (the next commit starts over), or it did
+            frames = now
+        if frames >= self.restart_frames:  # the writers never left a gap: make one
             conn.execute(f"PRAGMA busy_timeout={int(self.restart_wait_ms)}")
             try:
-                rbusy, _frames, rcopied = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
             finally:
                 conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
-            self.pages += max(rcopied - copied, 0)
-            if not rbusy:
-                self.restarts += 1
+            self.forced += 1
+            self._observe(0)  # counts what it copied; the restart itself is seen next pass
+        return first
+
+    def _passive(self, conn: sqlite3.Connection) -> tuple[int, int, int]:
+        busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        self.passes += 1
+        self._observe(copied)
         return busy, frames, copied
+
+    def _observe(self, copied: int) -> None:
+        """Counts pages copied and WAL restarts. ``copied`` is the checkpoint's count of the
+        WAL's frames copied so far, which starts from 0 again when the WAL starts over, told
+        by the checkpoint sequence number in the WAL header (bytes 12-15)."""
+        try:
+            with open(self.wal, "rb") as f:
+                generation = f.read(16)[12:16]
+        except OSError:
+            return
+        if generation != self._generation:
+            if self._generation is not None:
+                self.restarts += 1
+            self._generation, self._copied = generation, 0
+        if copied > self._copied:
+            self.pages += copied - self._copied
+            self._copied = copied
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:

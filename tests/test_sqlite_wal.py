@@ -269,6 +269,67 @@ def test_under_steady_writes_the_wal_still_starts_over(background_engine: Engine
         raw.close()
 
 
+class _CommitsWhileCopying(WalCheckpointer):
+    """A checkpointer whose first PASSIVE ends with commits appended after the frames it
+    copied, as when traffic keeps landing while it copies and syncs. (A commit that begins
+    once every frame is copied starts the WAL over instead, unless a reader still holds a
+    snapshot inside the WAL: ``reader`` is one, let go after the commits.)"""
+
+    def __init__(self, path: Path, engine: Engine, reader: sqlite3.Connection, **kw: int) -> None:
+        super().__init__(path, interval_s=3600, restart_frames=10**9, **kw)
+        self.engine, self.reader = engine, reader
+
+    def _passive(self, conn: sqlite3.Connection) -> tuple[int, int, int]:
+        result = super()._passive(conn)
+        if self.passes == 1:
+            fill(self.engine, 1000, 5)
+            self.reader.rollback()
+        return result
+
+
+def wal_frames(db: Path) -> int:
+    raw = sqlite3.connect(db)
+    try:
+        return int(raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+    finally:
+        raw.close()
+
+
+@pytest.mark.parametrize("rounds", [4, 0])
+def test_a_pass_catches_up_so_the_next_commit_starts_the_wal_over(
+    background_engine: Engine, tmp_path: Path, rounds: int
+) -> None:
+    """Commits land while a pass copies: one PASSIVE leaves them uncopied and the WAL keeps
+    growing; the pass runs PASSIVE again over what came meanwhile until nothing new is
+    behind it, and the next commit starts the WAL over, with no writer-blocking RESTART."""
+    db = tmp_path / "wal.db"
+    fill(background_engine, 0, 50)
+    reader = sqlite3.connect(db)
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT count(*) FROM t").fetchone()[0] == 50  # a snapshot in the WAL
+    checkpointer = _CommitsWhileCopying(db, background_engine, reader, catchup_rounds=rounds)
+    try:
+        first = checkpointer.checkpoint()
+    finally:
+        reader.close()
+    assert first is not None and first[1] == first[2] >= 50  # the first PASSIVE copied all it saw
+    fill(background_engine, 2000, 1)  # the next commit
+    if rounds:
+        assert checkpointer.passes == 3  # the 5 commits copied, then nothing new behind them
+        assert wal_frames(db) <= 5  # started over: only the last commit's pages
+        checkpointer.checkpoint()
+        assert checkpointer.restarts == 1
+    else:
+        assert checkpointer.passes == 1
+        assert wal_frames(db) > 50  # appended after everything since the start
+        checkpointer.checkpoint()
+        assert checkpointer.restarts == 0
+    assert checkpointer.forced == 0
+    assert checkpointer.pages >= 56  # each copied page counted once
+    with background_engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 56
+
+
 def test_one_checkpointer_per_database_and_another_takes_over(
     background_engine: Engine, tmp_path: Path
 ) -> None:
