@@ -7,10 +7,12 @@ from pathlib import Path
 
 import orjson
 import pytest
+from sqlalchemy import func, select
 
 from api.cli import train_detectors
 from riskctl.detection import load_specs
 from riskctl.errors import ConfigError
+from riskctl.models import Decision
 from tests import factories
 
 
@@ -43,7 +45,14 @@ def test_train_then_score_live_without_restart(app, runtime, settings, client, p
     _normal_orders(runtime, 300)
     results = {r["detector"]: r for r in train_detectors(settings, "order", min_rows=50, quiet=True)}
     assert results["orders_iforest"]["status"] == "live"
-    assert results["orders_iforest"]["rows"] == 300
+    # every complete row: a check whose Redis call ran past its socket timeout on a busy
+    # machine is stored degraded (no velocity features) and rightly left out
+    with runtime.engine.connect() as conn:
+        complete = conn.execute(
+            select(func.count()).where(Decision.kind == "order", Decision.degraded.is_(False))
+        ).scalar_one()
+    assert complete >= 290
+    assert results["orders_iforest"]["rows"] == complete
 
     r = client.post(
         "/v1/checks",
