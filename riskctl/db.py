@@ -220,6 +220,8 @@ class WalCheckpointer:
                 generation = f.read(16)[12:16]
         except OSError:
             return
+        if len(generation) < 4:
+            return  # an empty WAL (cut to nothing, or not written yet): nothing to count
         if generation != self._generation:
             if self._generation is not None:
                 self.restarts += 1
