@@ -8,6 +8,12 @@ go through the real check path, then the history is grown in steps, and at each 
 median µs of ``CheckService.check`` is measured on new simulated traffic (another seed, with
 fresh event_ids; rounds of ``--checks`` checks, the median of the round medians is printed).
 
+This VM's speed drifts by tens of percent over the minutes between two sizes, more than the
+effect measured. So a second instance, the *reference*, keeps the 1k history (the same
+template checked into a database and a Redis of its own, the same models) and is measured at
+every size too, its rounds taken in turn with the grown instance's on the same traffic: the
+flat-cost figure is grown/reference at 1M over grown/reference at 1k.
+
 Growing the history fast, in the check path's own format:
 
 * the database: the first 1k events' rows (events, decisions, decision hits, cases and their
@@ -337,21 +343,35 @@ def script_stats(client: Any) -> tuple[int, int]:
     return int(st.get("calls", 0)), int(st.get("usec", 0))
 
 
-def measure(runtime: Any, bodies: list[bytes], checks: int, rounds: int) -> tuple[float, list[float]]:
-    check = runtime.checks.check
-    for body in bodies[:50]:  # warm the statement caches and pages at this size
-        check(body)
-    del bodies[:50]
-    medians = []
-    for _ in range(rounds):
-        times = []
-        for body in bodies[:checks]:
-            t = time.perf_counter()
-            check(body)
-            times.append(time.perf_counter() - t)
-        del bodies[:checks]
-        medians.append(statistics.median(times) * 1e6)
-    return statistics.median(medians), medians
+def measure(
+    grown: Any, reference: Any, bodies: list[bytes], ref_bodies: list[bytes], checks: int, rounds: int
+) -> tuple[list[float], list[float]]:
+    """Round medians (µs) of ``CheckService.check`` on the grown instance and on the reference,
+    their rounds taken in turn (the order alternating), so both see the same machine."""
+    for runtime, queue in ((grown, bodies), (reference, ref_bodies)):
+        for body in queue[:50]:  # warm the statement caches and pages at this size
+            runtime.checks.check(body)
+        del queue[:50]
+    out: tuple[list[float], list[float]] = ([], [])
+    for r in range(rounds):
+        pairs = [(0, grown, bodies), (1, reference, ref_bodies)]
+        for k, runtime, queue in pairs if r % 2 == 0 else pairs[::-1]:
+            check = runtime.checks.check
+            times = []
+            for body in queue[:checks]:
+                t = time.perf_counter()
+                check(body)
+                times.append(time.perf_counter() - t)
+            del queue[:checks]
+            out[k].append(statistics.median(times) * 1e6)
+    return out
+
+
+def _instance_settings(path: Path) -> Any:
+    from riskctl.config import Settings
+
+    os.environ["RISKCTL_INSTANCE_PATH"] = str(path)
+    return Settings.from_env()
 
 
 def main() -> None:
@@ -381,11 +401,10 @@ def main() -> None:
 
     from api.cli import train_detectors
     from api.runtime import build_runtime
-    from riskctl.config import Settings
     from riskctl.db import make_engine
     from riskctl.migrate import upgrade
 
-    settings = Settings.from_env()
+    settings = _instance_settings(tmp / "instance")
     settings.instance.mkdir(parents=True)
     engine = make_engine(settings.effective_database_url)
     upgrade(engine)
@@ -400,15 +419,31 @@ def main() -> None:
     finally:
         runtime.close()
     trained = train_detectors(settings, None, min_rows=20, quiet=True)
+    # the reference: a second instance that keeps its 1k history (the same template checked
+    # into a database and a Redis of its own, the same trained models), measured in turn with
+    # the grown one at every size, so the machine's drift over the run cancels out
+    ref_settings = _instance_settings(tmp / "reference")
+    ref_settings.instance.mkdir(parents=True)
+    engine = make_engine(ref_settings.effective_database_url)
+    upgrade(engine)
+    engine.dispose()
+    shutil.copytree(settings.instance / "models", ref_settings.instance / "models")
+    reference = build_runtime(ref_settings)
+    try:
+        for ev in template:
+            reference.checks.check(orjson.dumps(ev))
+    finally:
+        reference.close()
+    reference = build_runtime(ref_settings)
     runtime = build_runtime(settings)
-    # a benchmark instance: no RDB snapshot (a fork writing gigabytes) in the middle of a measurement
+    # benchmark instances: no RDB snapshot (a fork writing gigabytes) in the middle of a measurement
     runtime.redis.config_set("save", "")
+    reference.redis.config_set("save", "")
     per_level = args.rounds * args.checks + 50
     traffic = simulated(29, per_level * len(sizes))
     tag = time.time_ns() % 10**9
-    bodies = []
-    for i, ev in enumerate(traffic):
-        bodies.append(orjson.dumps(dict(ev, event_id=f"hb-{tag}-{i}")))
+    bodies = [orjson.dumps(dict(ev, event_id=f"hb-{tag}-{i}")) for i, ev in enumerate(traffic)]
+    ref_bodies = [orjson.dumps(dict(ev, event_id=f"hr-{tag}-{i}")) for i, ev in enumerate(traffic)]
     print(
         f"set-up: 1k events checked, {len(trained)} detectors trained, "
         f"{len(bodies)} measurement events ready: {time.perf_counter() - t0:.0f}s"
@@ -416,7 +451,8 @@ def main() -> None:
     try:
         grower = Grower(settings.instance / "riskctl.db", runtime, template, settle_s=args.settle_s)
         print(
-            f"{'history':>10}{'stored':>10}{'median µs':>11}{'best':>6}   rounds µs{'':<22}{'grow db s':>10}{'redis s':>9} {'how':<7}"
+            f"{'history':>10}{'stored':>10}{'median µs':>11}{'best':>6}   rounds µs{'':<22}{'ref µs':>7}{'x ref':>6}"
+            f"{'grow db s':>10}{'redis s':>9} {'how':<7}"
             f"{'script µs':>10}{'redis keys':>11}{'redis MB':>9}{'db MB':>8}{'dirty MB':>9}  load"
         )
         results = {}
@@ -429,28 +465,38 @@ def main() -> None:
             stored = grower.stored()
             dirty_mb = dirty()
             before = script_stats(runtime.redis)
-            med, rounds = measure(runtime, bodies, args.checks, args.rounds)
+            rounds, ref_rounds = measure(runtime, reference, bodies, ref_bodies, args.checks, args.rounds)
             after = script_stats(runtime.redis)
             script_us = (after[1] - before[1]) / max(1, after[0] - before[0])
-            results[n] = (med, min(rounds))
+            med, ref = statistics.median(rounds), statistics.median(ref_rounds)
+            # per round, grown over reference (the two measured back to back), then the median
+            vs_ref = statistics.median(g / r for g, r in zip(rounds, ref_rounds, strict=True))
+            results[n] = (med, min(rounds), vs_ref)
             info = runtime.redis.info("memory")
             db_mb = sum(p.stat().st_size for p in settings.instance.glob("riskctl.db*")) / 1e6
             print(
                 f"{n:>10,}{stored:>10,}{med:>11.0f}{min(rounds):>6.0f}   {', '.join(f'{x:.0f}' for x in rounds):<31}"
-                f"{t_db:>10.1f}{t_redis:>9.1f} {how:<7}{script_us:>10.0f}{runtime.redis.dbsize():>11,}"
+                f"{ref:>7.0f}{vs_ref:>6.2f}{t_db:>10.1f}{t_redis:>9.1f} {how:<7}{script_us:>10.0f}{runtime.redis.dbsize():>11,}"
                 f"{info['used_memory'] / 1e6:>9.0f}{db_mb:>8.0f}{dirty_mb:>9.0f}  {loadavg()}"
             )
         first, last = sizes[0], sizes[-1]
-        (m_last, b_last), (m_first, b_first) = results[last], results[first]
+        (m_last, b_last, x_last), (m_first, b_first, x_first) = results[last], results[first]
         print(
-            f"\nratio {last // 1000}k/{first // 1000}k: median {m_last / m_first:.2f}x ({m_last:.0f} vs {m_first:.0f} µs), "
-            f"best round {b_last / b_first:.2f}x ({b_last:.0f} vs {b_first:.0f} µs)"
+            f"\nratio {last // 1000}k/{first // 1000}k against the reference measured alongside: "
+            f"{x_last / x_first:.2f}x ({x_last:.2f} vs {x_first:.2f} of the 1k-history reference)"
         )
         print(
-            "(median: of the round medians; best: the fastest round median, the least disturbed by other load;\n"
+            f"ratio {last // 1000}k/{first // 1000}k of the raw medians: {m_last / m_first:.2f}x "
+            f"({m_last:.0f} vs {m_first:.0f} µs), best round {b_last / b_first:.2f}x (minutes apart: "
+            "the machine's speed drifts in between)"
+        )
+        print(
+            "(median: of the round medians; best: the fastest round median; ref µs: the reference\n"
+            " instance (1k history) in rounds taken in turn; x ref: median over rounds of grown/reference;\n"
             " script µs: Redis's server time per velocity-script call during the measurement)"
         )
     finally:
+        reference.close()
         runtime.close()
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"load average at end: {loadavg()}; total {time.perf_counter() - t0:.0f}s")
