@@ -42,7 +42,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check riskctl detectors api fixtures tests bench
 	$(BIN)/mypy
 
-# load (bare Flask vs POST /v1/checks, ~5 min) then cost per check vs stored history (~6 min,
+# load (bare Flask vs POST /v1/checks, ~3 min) then cost per check vs stored history (~7 min,
 # half of it growing the database and Redis to 1M events)
 bench: bench-load bench-history
 
