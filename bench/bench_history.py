@@ -367,11 +367,29 @@ def measure(
     return out
 
 
-def _instance_settings(path: Path) -> Any:
+def seeded_instance(path: Path, template: list[dict[str, Any]], models: Path | None = None) -> Any:
+    """A new instance at ``path`` (migrated, with ``models`` copied in if given) whose history
+    is ``template``, checked through the real path. Returns its settings."""
+    from api.runtime import build_runtime
     from riskctl.config import Settings
+    from riskctl.db import make_engine
+    from riskctl.migrate import upgrade
 
     os.environ["RISKCTL_INSTANCE_PATH"] = str(path)
-    return Settings.from_env()
+    settings = Settings.from_env()
+    settings.instance.mkdir(parents=True)
+    engine = make_engine(settings.effective_database_url)
+    upgrade(engine)
+    engine.dispose()
+    if models is not None:
+        shutil.copytree(models, settings.instance / "models")
+    runtime = build_runtime(settings)
+    try:
+        for ev in template:
+            runtime.checks.check(orjson.dumps(ev))
+    finally:
+        runtime.close()
+    return settings
 
 
 def main() -> None:
@@ -401,39 +419,16 @@ def main() -> None:
 
     from api.cli import train_detectors
     from api.runtime import build_runtime
-    from riskctl.db import make_engine
-    from riskctl.migrate import upgrade
 
-    settings = _instance_settings(tmp / "instance")
-    settings.instance.mkdir(parents=True)
-    engine = make_engine(settings.effective_database_url)
-    upgrade(engine)
-    engine.dispose()
     print(f"load average at start: {loadavg()}  ({os.cpu_count()} cores)")
     t0 = time.perf_counter()
     template = simulated(7, 1_000)
-    runtime = build_runtime(settings)
-    try:
-        for ev in template:
-            runtime.checks.check(orjson.dumps(ev))
-    finally:
-        runtime.close()
+    settings = seeded_instance(tmp / "instance", template)
     trained = train_detectors(settings, None, min_rows=20, quiet=True)
     # the reference: a second instance that keeps its 1k history (the same template checked
     # into a database and a Redis of its own, the same trained models), measured in turn with
     # the grown one at every size, so the machine's drift over the run cancels out
-    ref_settings = _instance_settings(tmp / "reference")
-    ref_settings.instance.mkdir(parents=True)
-    engine = make_engine(ref_settings.effective_database_url)
-    upgrade(engine)
-    engine.dispose()
-    shutil.copytree(settings.instance / "models", ref_settings.instance / "models")
-    reference = build_runtime(ref_settings)
-    try:
-        for ev in template:
-            reference.checks.check(orjson.dumps(ev))
-    finally:
-        reference.close()
+    ref_settings = seeded_instance(tmp / "reference", template, models=settings.instance / "models")
     reference = build_runtime(ref_settings)
     runtime = build_runtime(settings)
     # benchmark instances: no RDB snapshot (a fork writing gigabytes) in the middle of a measurement
