@@ -156,10 +156,10 @@ class Grower:
         second, while idle). Keys added by the million in a few minutes leave it mid-move for
         far longer than the bench can wait, and every command then looks in both tables and
         moves a bucket: the velocity script's server time (``INFO commandstats``) at 8.7M keys
-        was 730-780 µs per call mid-move and 340-370 µs once moved (400 at 100k). A
-        store that grew over months is almost never mid-move, so each size is measured after
-        it: the wait raises ``hz`` to its maximum (500: about half of each idle second rehashing) and
-        puts it back after.
+        was 730-780 µs per call mid-move and 340-370 µs once moved (400 at 100k). A store
+        that grew over months is almost never mid-move, so each size is measured after it:
+        the wait raises ``hz`` to its maximum (500: about half of each idle second
+        rehashing) and puts it back after.
 
         Whether a table is moving is read cheaply from ``MEMORY STATS`` as Redis 6.2 (the
         embedded one) computes it: 8 bytes per slot plus, per key, 40 in the main table (entry

@@ -122,11 +122,12 @@ class WalCheckpointer:
     and syncs, is kept as the fallback for a WAL still past ``restart_frames`` after that,
     waiting at most ``restart_wait_ms`` for a busy writer or reader.
 
-    Measured (two writers at 300 commits/s, ~20 WAL frames each, on this VM's ext4 disk, 20 s
-    runs): with a pass a second and a RESTART every 16k frames (every 3 s), 17-21 commits of
-    6,000 took over 5 ms and the p99.9 was 10.7-12.5 ms: each RESTART stalled both writers
-    for 8-21 ms. Catching up, with a pass every 0.5 s, 4-7 took over 5 ms, the p99.9 was
-    3.8-5.1 ms, no RESTART was needed and the WAL never passed 30 MB.
+    Measured by ``bench/bench_checkpoint.py`` (two writers at 300 commits/s, ~20 WAL frames
+    each, on this VM's ext4 disk, 20 s runs, two each): with a pass a second and a RESTART
+    every 16k frames (every 3 s), 19 and 28 commits of 6,000 took over 5 ms and the p99.9 was
+    11.8 and 16.2 ms; each RESTART stalled both writers for 8-21 ms. Catching up, with a pass
+    every 0.5 s, 9 and 5 took over 5 ms, the p99.9 was 9.6 and 4.9 ms, no RESTART was needed
+    and the WAL stayed under 40 MB.
 
     Every gunicorn worker starts one, and one does the work: passes run only while holding an
     exclusive ``flock`` on ``<database>-checkpoint.lock``, taken without waiting and kept. If
@@ -198,11 +199,11 @@ class WalCheckpointer:
         if frames >= self.restart_frames:  # the writers never left a gap: make one
             conn.execute(f"PRAGMA busy_timeout={int(self.restart_wait_ms)}")
             try:
-                conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                _busy, _frames, copied = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
             finally:
                 conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
             self.forced += 1
-            self._observe(0)  # counts what it copied; the restart itself is seen next pass
+            self._observe(copied)  # the frames it copied; the restart itself is seen next pass
         return first
 
     def _passive(self, conn: sqlite3.Connection) -> tuple[int, int, int]:
