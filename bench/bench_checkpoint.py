@@ -1,22 +1,29 @@
-"""Commit latency under the WAL checkpointer: catching up vs a forced RESTART every 16k frames.
+"""Commit latency under the WAL checkpointer: catching up vs a forced RESTART every 16k frames,
+and the WAL cut back by a commit at 64 MB vs left at the size it reached.
 
     python bench/bench_checkpoint.py [--rate 300] [--seconds 20] [--runs 2] [--dir DIR]
+                                     [--configs restart,catchup,trim64]
 
 Two check writers (``DriverWriter``, each on an engine of its own, as two gunicorn workers),
 taking turns at a fixed total rate, write the bench's check rows (a decision and its event,
 a third of them flagged) into one SQLite file, while a ``WalCheckpointer`` folds the WAL back
-from a thread. Each configuration is run ``--runs`` times, alternating, on a fresh database in
+from a thread. Each configuration is run ``--runs`` times, in turns, on a fresh database in
 ``--dir`` (by default a new temporary directory; its filesystem is printed, since the
 checkpointer's syncs wait on it: tmpfs hides what a disk adds):
 
 * ``restart``: the former scheme, the baseline: a PASSIVE pass every second, and a RESTART
   checkpoint (which holds every writer through its copy and sync) once the WAL holds 16,384
-  frames;
-* ``catchup``: the service's default: a pass every 0.5 s that runs PASSIVE again over what
-  landed while it copied until nothing new is behind it; RESTART only past 32,768 frames.
+  frames; ``journal_size_limit`` 64 MB;
+* ``catchup``: the service's defaults: a pass every 0.5 s that runs PASSIVE again over what
+  landed while it copied until nothing new is behind it; RESTART only past 32,768 frames;
+  ``journal_size_limit`` 256 MB, above what the WAL reaches before that RESTART;
+* ``trim64``: ``catchup`` with the former ``journal_size_limit`` of 64 MB: the first commit
+  after the WAL starts over cuts the file back whenever it had grown past 64 MB (at 600
+  commits/s it does; at 300 it stays under).
 
 Printed per run: commit latency percentiles (ms), commits over 5 and 10 ms, checkpoint
-passes, RESTARTs forced, times the WAL started over, and the WAL file's size at the end.
+passes, RESTARTs forced, times the WAL started over, commits that cut the WAL file back and
+each one's latency, and the WAL file's size at the end.
 """
 
 from __future__ import annotations
@@ -34,9 +41,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CONFIGS: dict[str, dict[str, Any]] = {
+CONFIGS: dict[str, dict[str, Any]] = {  # WalCheckpointer's options
     "restart": {"interval_s": 1.0, "catchup_rounds": 0, "restart_frames": 16384},
     "catchup": {},
+    "trim64": {},
+}
+ENGINE_OPTIONS: dict[str, dict[str, Any]] = {  # make_engine's, where not the service's defaults
+    "restart": {"journal_size_limit": 64 * 1024 * 1024},
+    "trim64": {"journal_size_limit": 64 * 1024 * 1024},
 }
 
 
@@ -53,16 +65,19 @@ def run(config: str, directory: Path, rate: float, seconds: float) -> str:
     setup = make_engine(url)
     upgrade(setup)
     setup.dispose()
-    engines = [make_engine(url, checkpoint="background") for _ in range(2)]
+    engines = [make_engine(url, checkpoint="background", **ENGINE_OPTIONS.get(config, {})) for _ in range(2)]
     writers = [DriverWriter(engine, ROUTING) for engine in engines]
     checkpointer = WalCheckpointer(db, **CONFIGS[config]).start()
     latencies: list[list[float]] = [[], []]
+    wal = db.with_name(db.name + "-wal")
+    trimmed: list[float] = []  # latencies of the commits that cut the WAL file back
     period = 2 / rate  # each writer's
     start = time.perf_counter()
 
     def write(k: int) -> None:
         due = start + k * period / 2
         i = 0
+        size = 0
         while due - start < seconds:
             rows = dataclasses.replace(make_write(f"{config}-{k}", i), flagged=i % 3 == 0)
             pause = due - time.perf_counter()
@@ -71,6 +86,10 @@ def run(config: str, directory: Path, rate: float, seconds: float) -> str:
             t = time.perf_counter()
             writers[k].write(rows)
             latencies[k].append(time.perf_counter() - t)
+            now_size = wal.stat().st_size
+            if now_size < size:  # a commit restarting the WAL cut it back to journal_size_limit
+                trimmed.append(latencies[k][-1])
+            size = now_size
             due += period
             i += 1
 
@@ -80,7 +99,7 @@ def run(config: str, directory: Path, rate: float, seconds: float) -> str:
     for t in threads:
         t.join()
     checkpointer.stop()
-    wal_mb = db.with_name(db.name + "-wal").stat().st_size / 1e6
+    wal_mb = wal.stat().st_size / 1e6
     for writer in writers:
         writer.close()
     for engine in engines:
@@ -94,7 +113,8 @@ def run(config: str, directory: Path, rate: float, seconds: float) -> str:
     return (
         f"{config:<8}{n:>8,}{pct(0.5):>7.2f}{pct(0.99):>7.2f}{pct(0.999):>9.2f}{ms[-1]:>8.1f}"
         f"{sum(x > 5 for x in ms):>7}{sum(x > 10 for x in ms):>7}"
-        f"{checkpointer.passes:>8}{checkpointer.forced:>8}{checkpointer.restarts:>9}{wal_mb:>8.0f}"
+        f"{checkpointer.passes:>8}{checkpointer.forced:>8}{checkpointer.restarts:>9}{len(trimmed):>7}{wal_mb:>8.0f}"
+        f"  {', '.join(f'{x * 1e3:.1f}' for x in sorted(trimmed)) or '-'}"
     )
 
 
@@ -104,7 +124,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--dir", type=Path, default=None)
+    ap.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, of {', '.join(CONFIGS)}")
     args = ap.parse_args()
+    configs = args.configs.split(",")
+    unknown = set(configs) - set(CONFIGS)
+    if unknown:
+        ap.error(f"unknown configs: {', '.join(sorted(unknown))}")
     from bench.bench_load import filesystem
 
     base = args.dir or Path(tempfile.mkdtemp(prefix="riskctl-bench-checkpoint-"))
@@ -115,16 +140,19 @@ def main() -> None:
     )
     print(
         f"{'config':<8}{'commits':>8}{'p50':>7}{'p99':>7}{'p99.9':>9}{'max':>8}{'>5ms':>7}{'>10ms':>7}"
-        f"{'passes':>8}{'forced':>8}{'restarts':>9}{'WAL MB':>8}"
+        f"{'passes':>8}{'forced':>8}{'restarts':>9}{'trims':>7}{'WAL MB':>8}  trimming commits ms"
     )
     try:
         for r in range(args.runs):
-            for config in ("restart", "catchup") if r % 2 == 0 else ("catchup", "restart"):
+            for config in configs if r % 2 == 0 else configs[::-1]:  # alternating
                 print(run(config, base / config, args.rate, args.seconds), flush=True)
     finally:
-        for path in [base] if args.dir is None else [base / config for config in CONFIGS]:
+        for path in [base] if args.dir is None else [base / config for config in configs]:
             shutil.rmtree(path, ignore_errors=True)
-    print("(latencies in ms of one commit: a decision, its event and hits; 'restart' is the baseline)")
+    print(
+        "(latencies in ms of one commit: a decision, its event and hits; 'restart' is the baseline;\n"
+        " trims: commits that cut the WAL file back to journal_size_limit)"
+    )
 
 
 if __name__ == "__main__":

@@ -27,8 +27,15 @@ from riskctl.instruments import DB_COMMITS
 
 log = logging.getLogger(__name__)
 
-# the WAL file is cut back to this size when a checkpoint lets it restart
-JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+# The WAL file is cut back to this size by the first commit after it starts over, if it had
+# grown past it. It is set above what the WAL reaches in normal running (the checkpointer
+# forces a RESTART past 32,768 frames, 135 MB), so that only a WAL grown by something holding
+# checkpoints back is trimmed. The cut is made by a check's own commit, and freeing the file's
+# blocks is slow on a disk that trims them at once (mounted with ``discard``): at 64 MB, a
+# server at 270 checks/s whose WAL reached 90 MB had a check blocked in the kernel's discard
+# every 12 s or so, and in ``bench/bench_checkpoint.py`` (``trim64``, 600 commits/s) each
+# cutting commit took 8-49 ms.
+JOURNAL_SIZE_LIMIT = 256 * 1024 * 1024
 # key, in a pooled SQLite connection's ``info``, of the busy timeout (ms) it was opened with
 BUSY_TIMEOUT_INFO = "riskctl_busy_timeout_ms"
 
@@ -39,6 +46,7 @@ def make_engine(
     busy_timeout_ms: int = 5000,
     synchronous: str = "NORMAL",
     checkpoint: Literal["inline", "background"] = "inline",
+    journal_size_limit: int = JOURNAL_SIZE_LIMIT,
 ) -> Engine:
     """An engine for ``url``. For SQLite, ``checkpoint="background"`` turns off the WAL
     checkpoint that a commit would otherwise run inline: pair it with a :class:`WalCheckpointer`.
@@ -66,7 +74,7 @@ def make_engine(
             cur.execute(f"PRAGMA synchronous={synchronous}")
             cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
+            cur.execute(f"PRAGMA journal_size_limit={int(journal_size_limit)}")
             if checkpoint == "background":
                 cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, func, select, text
 
-from riskctl.db import WalCheckpointer, make_engine, sqlite_path
+from riskctl.db import JOURNAL_SIZE_LIMIT, WalCheckpointer, make_engine, sqlite_path
 from riskctl.migrate import upgrade
 from riskctl.models import Decision
 from riskctl.persist import DriverWriter
@@ -328,6 +328,39 @@ def test_a_pass_catches_up_so_the_next_commit_starts_the_wal_over(
     assert checkpointer.pages >= 56  # each copied page counted once
     with background_engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 56
+
+
+@pytest.mark.parametrize("limit", [None, 256 * 1024])
+def test_a_restarting_commit_cuts_the_wal_back_only_past_the_size_limit(tmp_path: Path, limit: int | None) -> None:
+    """The first commit after a checkpoint lets the WAL start over truncates the file to
+    ``journal_size_limit`` if it is longer: a commit freeing the file's blocks, slow on a disk
+    that trims them at once (``bench/bench_checkpoint.py`` ``trim64``). The service's limit is
+    above what the WAL reaches in normal running; a small one still cuts it back."""
+    db = tmp_path / "wal.db"
+    options = {} if limit is None else {"journal_size_limit": limit}
+    engine = make_engine(f"sqlite:///{db}", checkpoint="background", **options)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)"))
+            assert conn.exec_driver_sql("PRAGMA journal_size_limit").scalar() == (limit or JOURNAL_SIZE_LIMIT)
+        fill(engine, 0, 300)
+        wal = Path(f"{db}-wal")
+        grown = wal.stat().st_size
+        assert grown > 300 * 4096
+        checkpointer = WalCheckpointer(db, interval_s=3600)
+        assert checkpointer.checkpoint() is not None  # everything copied: the WAL may start over
+        fill(engine, 1000, 1)  # the commit that starts it over
+        assert wal_frames(db) <= 5
+        if limit is None:
+            assert wal.stat().st_size == grown  # reused as it is, nothing freed
+            # nor in normal running: the checkpointer forces a RESTART before the WAL gets there
+            with engine.connect() as conn:
+                page = conn.exec_driver_sql("PRAGMA page_size").scalar()
+            assert JOURNAL_SIZE_LIMIT > 32 + checkpointer.restart_frames * (24 + page)
+        else:
+            assert wal.stat().st_size <= limit
+    finally:
+        engine.dispose()
 
 
 def test_one_checkpointer_per_database_and_another_takes_over(
