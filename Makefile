@@ -55,5 +55,9 @@ bench-history: $(STAMP)
 bench-http: $(STAMP)
 	$(BIN)/python bench/bench_http.py
 
+# the slowest checks under open-loop load beside steal, I/O pressure and the workers' kernel stacks (~1.5 min)
+bench-tail: $(STAMP)
+	$(BIN)/python bench/bench_tail.py
+
 clean:
 	rm -rf $(VENV) instance .pytest_cache

@@ -47,6 +47,9 @@ class LoadResult:
     offered_rps: float = 0.0  # open loop: the schedule's rate
     client_cpu_s: float = 0.0  # CPU the generator processes used
     statuses: dict[int, int] = field(default_factory=dict)
+    # each request's (intended, in open loop) send time, in ``time.perf_counter()`` seconds,
+    # in the order of ``latencies_ms``: a system-wide monotonic clock, comparable across processes
+    sent_at: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     @property
     def rps(self) -> float:
@@ -148,6 +151,7 @@ def _worker(
     host, port, path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path or "/"
     lock = threading.Lock()
     lat: list[float] = []
+    sent: list[float] = []
     totals = {"errors": 0, "missed": 0}
     statuses: dict[int, int] = {}
     stop_at = start_at + duration
@@ -155,6 +159,7 @@ def _worker(
     def run(cid: int) -> None:
         client = RawClient(host, port, path, headers)
         local: list[float] = []
+        local_sent: list[float] = []
         err = missed = 0
         seen: dict[int, int] = {}
         stream = wid * 1000 + cid
@@ -188,12 +193,14 @@ def _worker(
                 client.close()
                 continue
             local.append((time.perf_counter() - t0) * 1000)
+            local_sent.append(t0)
             seen[status] = seen.get(status, 0) + 1
             if not 200 <= status < 300:
                 err += 1
         client.close()
         with lock:
             lat.extend(local)
+            sent.extend(local_sent)
             totals["errors"] += err
             totals["missed"] += missed
             for k, v in seen.items():
@@ -207,7 +214,16 @@ def _worker(
         t.join()
     cpu1 = os.times()
     cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
-    out.put((np.asarray(lat, dtype=np.float64), totals["errors"], totals["missed"], statuses, cpu))
+    out.put(
+        (
+            np.asarray(lat, dtype=np.float64),
+            totals["errors"],
+            totals["missed"],
+            statuses,
+            cpu,
+            np.asarray(sent),
+        )
+    )
 
 
 def _run(
@@ -252,6 +268,7 @@ def _run(
         offered_rps=rate or 0.0,
         client_cpu_s=sum(r[4] for r in results),
         statuses=statuses,
+        sent_at=np.concatenate([r[5] for r in results]) if results else np.empty(0),
     )
 
 
