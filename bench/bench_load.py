@@ -148,6 +148,25 @@ class Server:
             self.proc.wait(timeout=10)
 
 
+def bench_instance(prefix: str, instance_dir: str | None, workers: int, threads: int) -> tuple[Path, dict[str, str]]:
+    """A new directory for a bench's instance, and the environment its servers run with."""
+    print(f"load average at start: {loadavg()}  ({os.cpu_count()} cores)")
+    # stopped with SIGTERM (kill, a CI timeout) as with Ctrl-C: the servers are stopped
+    # and the instance removed in the caller's ``finally``, not left running
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=instance_dir))
+    print(f"instance: {tmp} on {filesystem(tmp)}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RISKCTL_")}
+    env.update(
+        RISKCTL_INSTANCE_PATH=str(tmp / "instance"),
+        RISKCTL_LOG_LEVEL="WARNING",
+        RISKCTL_WORKERS=str(workers),
+        RISKCTL_THREADS=str(threads),
+        RISKCTL_HOST="127.0.0.1",
+    )
+    return tmp, env
+
+
 def setup_instance(env: dict[str, str], tmp: Path) -> tuple[str, str]:
     riskctl = str(BIN / "riskctl")
     t = time.perf_counter()
@@ -195,20 +214,7 @@ def main() -> None:
     args = ap.parse_args()
     conn_counts = [int(c) for c in args.connections.split(",")]
 
-    print(f"load average at start: {loadavg()}  ({os.cpu_count()} cores)")
-    # stopped with SIGTERM (kill, a CI timeout) as with Ctrl-C: the servers are stopped
-    # and the instance removed in the ``finally`` below, not left running
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    tmp = Path(tempfile.mkdtemp(prefix="riskctl-bench-load-", dir=args.instance_dir))
-    print(f"instance: {tmp} on {filesystem(tmp)}")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RISKCTL_")}
-    env.update(
-        RISKCTL_INSTANCE_PATH=str(tmp / "instance"),
-        RISKCTL_LOG_LEVEL="WARNING",
-        RISKCTL_WORKERS=str(args.workers),
-        RISKCTL_THREADS=str(args.threads),
-        RISKCTL_HOST="127.0.0.1",
-    )
+    tmp, env = bench_instance("riskctl-bench-load-", args.instance_dir, args.workers, args.threads)
     key, metrics_key = setup_instance(env, tmp)
     events = load_events(args.events)
     kinds = Counter(e["kind"] for e in events)

@@ -25,9 +25,7 @@ import json
 import multiprocessing as mp
 import os
 import shutil
-import signal
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -42,7 +40,7 @@ from bench.bench_load import (  # noqa: E402
     CLK_TCK,
     Server,
     _children,
-    filesystem,
+    bench_instance,
     load_events,
     loadavg,
     make_body_factory,
@@ -149,16 +147,10 @@ def main() -> None:
     ap.add_argument("--processes", type=int, default=2, help="load generator processes")
     ap.add_argument("--events", type=int, default=6000)
     ap.add_argument("--instance-dir", default=None)
+    ap.add_argument("--workers", type=int, default=int(os.environ.get("RISKCTL_WORKERS", "2")))
     args = ap.parse_args()
 
-    print(f"load average at start: {loadavg()}  ({os.cpu_count()} cores)")
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    tmp = Path(tempfile.mkdtemp(prefix="riskctl-bench-tail-", dir=args.instance_dir))
-    print(f"instance: {tmp} on {filesystem(tmp)}")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RISKCTL_")}
-    env.update(
-        RISKCTL_INSTANCE_PATH=str(tmp / "instance"), RISKCTL_LOG_LEVEL="WARNING", RISKCTL_HOST="127.0.0.1"
-    )
+    tmp, env = bench_instance("riskctl-bench-tail-", args.instance_dir, args.workers, 1)
     key, _metrics_key = setup_instance(env, tmp)
     make_body = make_body_factory(load_events(args.events))
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
@@ -263,6 +255,8 @@ def report(args, r, samples_path, slowlog, wall_minus_mono, pids) -> None:  # ty
     print(f"\nslow requests by what their cluster overlapped (steal >= {STEAL_MS} ms counts as steal):")
     for kind, n in tally.most_common():
         print(f"  {n:6}  {100 * n / max(n_slow, 1):5.1f}%  {kind}")
+    if not n_slow:
+        print("  (no request over the threshold)")
 
 
 if __name__ == "__main__":
