@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 # The WAL file is cut back to this size by the first commit after it starts over, if it had
 # grown past it. It is set above what the WAL reaches in normal running (the checkpointer
-# forces a RESTART past 32,768 frames, 135 MB), so that only a WAL grown by something holding
+# forces a RESTART past 32,768 frames, 135 MB; frames landing meanwhile took it to 141-161 MB
+# at 600 commits/s, twice the service's load), so that only a WAL grown by something holding
 # checkpoints back is trimmed. The cut is made by a check's own commit, and freeing the file's
 # blocks is slow on a disk that trims them at once (mounted with ``discard``): at 64 MB, a
 # server at 270 checks/s whose WAL reached 90 MB had a check blocked in the kernel's discard
