@@ -71,13 +71,14 @@ def run(config: str, directory: Path, rate: float, seconds: float) -> str:
     latencies: list[list[float]] = [[], []]
     wal = db.with_name(db.name + "-wal")
     trimmed: list[float] = []  # latencies of the commits that cut the WAL file back
+    wal_size = [0]  # the WAL file's size after the last commit of either writer
+    size_lock = threading.Lock()
     period = 2 / rate  # each writer's
     start = time.perf_counter()
 
     def write(k: int) -> None:
         due = start + k * period / 2
         i = 0
-        size = 0
         while due - start < seconds:
             rows = dataclasses.replace(make_write(f"{config}-{k}", i), flagged=i % 3 == 0)
             pause = due - time.perf_counter()
@@ -86,10 +87,11 @@ def run(config: str, directory: Path, rate: float, seconds: float) -> str:
             t = time.perf_counter()
             writers[k].write(rows)
             latencies[k].append(time.perf_counter() - t)
-            now_size = wal.stat().st_size
-            if now_size < size:  # a commit restarting the WAL cut it back to journal_size_limit
-                trimmed.append(latencies[k][-1])
-            size = now_size
+            with size_lock:  # commits are serialized, so is this: each cut is seen once
+                now_size = wal.stat().st_size
+                if now_size < wal_size[0]:  # this commit restarted the WAL and cut it back
+                    trimmed.append(latencies[k][-1])
+                wal_size[0] = now_size
             due += period
             i += 1
 

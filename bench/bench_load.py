@@ -148,7 +148,9 @@ class Server:
             self.proc.wait(timeout=10)
 
 
-def bench_instance(prefix: str, instance_dir: str | None, workers: int, threads: int) -> tuple[Path, dict[str, str]]:
+def bench_instance(
+    prefix: str, instance_dir: str | None, workers: int, threads: int
+) -> tuple[Path, dict[str, str]]:
     """A new directory for a bench's instance, and the environment its servers run with."""
     print(f"load average at start: {loadavg()}  ({os.cpu_count()} cores)")
     # stopped with SIGTERM (kill, a CI timeout) as with Ctrl-C: the servers are stopped
@@ -168,6 +170,15 @@ def bench_instance(prefix: str, instance_dir: str | None, workers: int, threads:
 
 
 def setup_instance(env: dict[str, str], tmp: Path) -> tuple[str, str]:
+    """Set up the instance in ``tmp`` (removed if that fails); the pipeline and metrics keys."""
+    try:
+        return _setup_instance(env, tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _setup_instance(env: dict[str, str], tmp: Path) -> tuple[str, str]:
     riskctl = str(BIN / "riskctl")
     t = time.perf_counter()
     # migrate, load the simulated history through the check path, train the detectors

@@ -6,11 +6,12 @@ set beside what the machine was doing at that moment.
 
 A real ``riskctl serve`` set up as ``bench_load.py`` sets it up (SQLite, embedded Redis, every
 rule pack, the trained detectors), loaded in open loop with the simulator's mixed traffic.
-Meanwhile a sampler process reads, every ``--sample-ms``, the state of every thread of the
-server's processes and, for a thread in uninterruptible sleep (``D``: waiting on the disk),
-its kernel stack (``/proc/<pid>/task/<tid>/stack``, readable by root; else ``wchan``); and
-every 20 ms ``/proc/stat`` (CPU time the hypervisor took: steal) and ``/proc/pressure/io``.
-Redis's slow log (threshold 5 ms) is read at the end.
+Meanwhile a sampler process scans, with ``--sample-ms`` of sleep between scans (so a little
+more apart), the state of every thread of the server's processes and, for a thread in
+uninterruptible sleep (``D``: waiting on the disk), its kernel stack
+(``/proc/<pid>/task/<tid>/stack``, readable by root; else ``wchan``); and, at the first scan
+20 ms or more after the last, ``/proc/stat`` (CPU time the hypervisor took: steal) and
+``/proc/pressure/io``. Redis's slow log (threshold 5 ms) is read at the end.
 
 Printed: the latency percentiles; each cluster of slow requests (over ``--slow-ms``, less
 than 0.5 s apart) with what overlapped it: steal, I/O pressure, the request threads'
@@ -49,7 +50,7 @@ from bench.bench_load import (  # noqa: E402
 from bench.loadgen import closed_loop, open_loop, wait_ready  # noqa: E402
 
 GAP_S = 0.5  # slow requests less than this apart make one cluster
-STEAL_MS = 10  # a cluster with at least this much CPU stolen counts as "steal"
+STEAL_MS = 10  # a cluster with this much CPU stolen in one 20 ms sample interval counts as "steal"
 
 
 def server_pids(root: int) -> dict[int, str]:
@@ -151,7 +152,7 @@ def main() -> None:
     args = ap.parse_args()
 
     tmp, env = bench_instance("riskctl-bench-tail-", args.instance_dir, args.workers, 1)
-    key, _metrics_key = setup_instance(env, tmp)
+    key, _metrics_key = setup_instance(env, tmp)  # removes ``tmp`` if it fails
     make_body = make_body_factory(load_events(args.events))
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
     server = Server("check", [str(BIN / "riskctl"), "serve"], env, 18541, "/readyz")
@@ -180,9 +181,13 @@ def main() -> None:
 
 
 def _redis(instance: Path):  # type: ignore[no-untyped-def]
+    """A client of the instance's embedded Redis, on the socket its config names (a deep
+    instance folder puts the socket under /tmp instead)."""
     import redis
 
-    return redis.Redis(unix_socket_path=str(instance / "redis" / "redis.sock"))
+    conf = (instance / "redis" / "redis.conf").read_text().splitlines()
+    socket = next(line.split(None, 1)[1] for line in conf if line.startswith("unixsocket "))
+    return redis.Redis(unix_socket_path=socket)
 
 
 def report(args, r, samples_path, slowlog, wall_minus_mono, pids) -> None:  # type: ignore[no-untyped-def]
@@ -193,6 +198,9 @@ def report(args, r, samples_path, slowlog, wall_minus_mono, pids) -> None:  # ty
         f"open loop {args.rate:.0f}/s on {args.connections} connections for {args.seconds:.0f}s: "
         f"{r.requests} answered, {r.errors} errors, {r.missed} missed; {workers} gunicorn workers"
     )
+    if not lat.size:
+        print("no request was answered: nothing to set beside the samples")
+        return
     print(
         f"latency ms: p50 {np.percentile(lat, 50):.2f}  p99 {np.percentile(lat, 99):.2f}  "
         f"p99.9 {np.percentile(lat, 99.9):.2f}  max {lat.max():.1f}; "
@@ -212,10 +220,14 @@ def report(args, r, samples_path, slowlog, wall_minus_mono, pids) -> None:  # ty
     steal = np.array([row[2] for row in sys_rows], dtype=np.float64) * 1000 / CLK_TCK  # ms, cumulative
     io_ms = np.array([row[3] for row in sys_rows], dtype=np.float64) / 1000
 
-    def between(series: np.ndarray, a: float, b: float) -> float:
+    def window(series: np.ndarray, a: float, b: float) -> tuple[float, float]:
+        """Over the samples spanning [a, b]: the total increase, and the largest in one interval."""
         i, j = np.searchsorted(sys_t, [a, b])
         i, j = max(i - 1, 0), min(j, len(series) - 1)
-        return float(series[j] - series[i]) if len(series) else 0.0
+        if j <= i:
+            return 0.0, 0.0
+        steps = np.diff(series[i : j + 1])
+        return float(series[j] - series[i]), float(steps.max())
 
     found = clusters(sent, lat, args.slow_ms)
     tally: Counter[str] = Counter()
@@ -223,17 +235,20 @@ def report(args, r, samples_path, slowlog, wall_minus_mono, pids) -> None:  # ty
         f"\nclusters of slow requests (a {args.sample_ms:.0f} ms sample of a thread in D is about that long on the disk):"
     )
     print(
-        f"{'at s':>8} {'for ms':>7} {'slow':>5} {'max ms':>7} {'steal ms':>9} {'io ms':>6}  threads in D (samples)"
+        f"{'at s':>8} {'for ms':>7} {'slow':>5} {'max ms':>7} {'steal ms':>9} {'worst':>6} {'io ms':>6}"
+        "  threads in D (samples)"
     )
     for c in found:
         a, b = c["start"], c["end"]
-        st, io = between(steal, a, b), between(io_ms, a, b)
+        (st, st_worst), (io, _) = window(steal, a, b), window(io_ms, a, b)
         in_d = Counter((row[2], row[3]) for row in d_rows if a <= row[1] <= b)
         req = sum(v for (who, _), v in in_d.items() if who == "request")
         what = "; ".join(f"{who}: {stack} ({v})" for (who, stack), v in in_d.most_common(3)) or "-"
-        print(f"{a - t0:8.2f} {1000 * (b - a):7.0f} {c['n']:5} {c['max']:7.1f} {st:9.0f} {io:6.0f}  {what}")
-        kind = "steal" if st >= STEAL_MS else "request thread on the disk" if req else "neither"
-        if st >= STEAL_MS and req:
+        print(
+            f"{a - t0:8.2f} {1000 * (b - a):7.0f} {c['n']:5} {c['max']:7.1f} {st:9.0f} {st_worst:6.0f} {io:6.0f}  {what}"
+        )
+        kind = "steal" if st_worst >= STEAL_MS else "request thread on the disk" if req else "neither"
+        if st_worst >= STEAL_MS and req:
             kind = "steal and a request thread on the disk"
         tally[kind] += c["n"]
     total_d = Counter((row[2], row[3]) for row in d_rows)
@@ -252,7 +267,10 @@ def report(args, r, samples_path, slowlog, wall_minus_mono, pids) -> None:  # ty
         at = e["start_time"] - wall_minus_mono - t0
         print(f"  at ~{at:6.0f} s  {e['duration'] / 1000:6.1f} ms  {e['command'][:60]!r}")
     n_slow = sum(tally.values())
-    print(f"\nslow requests by what their cluster overlapped (steal >= {STEAL_MS} ms counts as steal):")
+    print(
+        f"\nslow requests by what their cluster overlapped (steal: >= {STEAL_MS} ms stolen in one "
+        "sample interval, 'worst'):"
+    )
     for kind, n in tally.most_common():
         print(f"  {n:6}  {100 * n / max(n_slow, 1):5.1f}%  {kind}")
     if not n_slow:

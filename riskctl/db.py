@@ -29,13 +29,13 @@ log = logging.getLogger(__name__)
 
 # The WAL file is cut back to this size by the first commit after it starts over, if it had
 # grown past it. It is set above what the WAL reaches in normal running (the checkpointer
-# forces a RESTART past 32,768 frames, 135 MB; frames landing meanwhile took it to 141-161 MB
+# forces a RESTART past 32,768 frames, 135 MB; frames landing meanwhile took it to 138-161 MB
 # at 600 commits/s, twice the service's load), so that only a WAL grown by something holding
 # checkpoints back is trimmed. The cut is made by a check's own commit, and freeing the file's
 # blocks is slow on a disk that trims them at once (mounted with ``discard``): at 64 MB, a
 # server at 270 checks/s whose WAL reached 90 MB had a check blocked in the kernel's discard
 # every 12 s or so, and in ``bench/bench_checkpoint.py`` (``trim64``, 600 commits/s) each
-# cutting commit took 8-49 ms.
+# cutting commit took 7-44 ms.
 JOURNAL_SIZE_LIMIT = 256 * 1024 * 1024
 # key, in a pooled SQLite connection's ``info``, of the busy timeout (ms) it was opened with
 BUSY_TIMEOUT_INFO = "riskctl_busy_timeout_ms"
