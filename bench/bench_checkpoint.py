@@ -41,14 +41,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CONFIGS: dict[str, dict[str, Any]] = {  # WalCheckpointer's options
-    "restart": {"interval_s": 1.0, "catchup_rounds": 0, "restart_frames": 16384},
-    "catchup": {},
-    "trim64": {},
-}
-ENGINE_OPTIONS: dict[str, dict[str, Any]] = {  # make_engine's, where not the service's defaults
-    "restart": {"journal_size_limit": 64 * 1024 * 1024},
-    "trim64": {"journal_size_limit": 64 * 1024 * 1024},
+_FORMER_LIMIT = {"journal_size_limit": 64 * 1024 * 1024}
+# per configuration: (WalCheckpointer's options, make_engine's), where not the service's defaults
+CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "restart": ({"interval_s": 1.0, "catchup_rounds": 0, "restart_frames": 16384}, _FORMER_LIMIT),
+    "catchup": ({}, {}),
+    "trim64": ({}, _FORMER_LIMIT),
 }
 
 
@@ -65,9 +63,10 @@ def run(config: str, directory: Path, rate: float, seconds: float) -> str:
     setup = make_engine(url)
     upgrade(setup)
     setup.dispose()
-    engines = [make_engine(url, checkpoint="background", **ENGINE_OPTIONS.get(config, {})) for _ in range(2)]
+    checkpointer_options, engine_options = CONFIGS[config]
+    engines = [make_engine(url, checkpoint="background", **engine_options) for _ in range(2)]
     writers = [DriverWriter(engine, ROUTING) for engine in engines]
-    checkpointer = WalCheckpointer(db, **CONFIGS[config]).start()
+    checkpointer = WalCheckpointer(db, **checkpointer_options).start()
     latencies: list[list[float]] = [[], []]
     wal = db.with_name(db.name + "-wal")
     trimmed: list[float] = []  # latencies of the commits that cut the WAL file back

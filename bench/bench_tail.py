@@ -50,6 +50,7 @@ from bench.bench_load import (  # noqa: E402
 from bench.loadgen import closed_loop, open_loop, wait_ready  # noqa: E402
 
 GAP_S = 0.5  # slow requests less than this apart make one cluster
+SLOWLOG_US = 5000  # Redis's slow log threshold while the load runs
 STEAL_MS = 10  # a cluster with this much CPU stolen in one 20 ms sample interval counts as "steal"
 
 
@@ -161,7 +162,7 @@ def main() -> None:
         closed_loop(server.url, headers, make_body, 8, args.processes, 3.0)  # warm-up
         pids = server_pids(server.proc.pid)
         redis = _redis(tmp / "instance")
-        redis.config_set("slowlog-log-slower-than", 5000)
+        redis.config_set("slowlog-log-slower-than", SLOWLOG_US)
         redis.slowlog_reset()
         samples = str(tmp / "samples.jsonl")
         sampler = mp.get_context("fork").Process(
@@ -247,10 +248,12 @@ def report(args, r, samples_path, slowlog, wall_minus_mono, pids) -> None:  # ty
         print(
             f"{a - t0:8.2f} {1000 * (b - a):7.0f} {c['n']:5} {c['max']:7.1f} {st:9.0f} {st_worst:6.0f} {io:6.0f}  {what}"
         )
-        kind = "steal" if st_worst >= STEAL_MS else "request thread on the disk" if req else "neither"
-        if st_worst >= STEAL_MS and req:
-            kind = "steal and a request thread on the disk"
-        tally[kind] += c["n"]
+        causes = [
+            name
+            for name, hit in (("steal", st_worst >= STEAL_MS), ("a request thread on the disk", req))
+            if hit
+        ]
+        tally[" and ".join(causes) or "neither"] += c["n"]
     total_d = Counter((row[2], row[3]) for row in d_rows)
     print("\nthreads in D over the whole run (samples):")
     for (who, stack), v in total_d.most_common(8):
@@ -261,9 +264,8 @@ def report(args, r, samples_path, slowlog, wall_minus_mono, pids) -> None:  # ty
         f"CPU stolen by the hypervisor over the run: {whole:.0f} ms of {cores * args.seconds * 1000:.0f} "
         f"({cores} vCPUs); the sampler itself used {100 * sampler_cpu:.0f}% of a core"
     )
-    slow = [e for e in slowlog if e["duration"] >= 5000]
-    print(f"Redis slow log (>= 5 ms): {len(slow)} entries" + (":" if slow else ""))
-    for e in sorted(slow, key=lambda e: e["start_time"])[:10]:
+    print(f"Redis slow log (>= {SLOWLOG_US / 1000:g} ms): {len(slowlog)} entries" + (":" if slowlog else ""))
+    for e in sorted(slowlog, key=lambda e: e["start_time"])[:10]:
         at = e["start_time"] - wall_minus_mono - t0
         print(f"  at ~{at:6.0f} s  {e['duration'] / 1000:6.1f} ms  {e['command'][:60]!r}")
     n_slow = sum(tally.values())
